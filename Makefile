@@ -1,0 +1,58 @@
+# `make run` and `make test` work on a machine with only Python 3.11, make and git.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: help setup run test lint bench browser lock clean
+
+help:
+	@echo "make run    set up and start the service with demo data on http://$(HOST):$(PORT)"
+	@echo "make test   set up and run the whole test suite"
+	@echo "make lint   ruff and mypy"
+	@echo "make bench  run the benchmarks in bench/ and print their figures"
+
+$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	# face_recognition without its `dlib` requirement: dlib comes from dlib-bin.
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	$(BIN)/python -c "import django, channels, aiortc, face_recognition"
+	touch $(STAMP)
+
+setup: $(STAMP)
+	@mkdir -p var
+
+# Debian's Chromium and ffmpeg for the browser tests (no browser download).
+browser:
+	@if command -v chromium >/dev/null && command -v ffmpeg >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing chromium and ffmpeg with apt-get…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; \
+	else echo "chromium/ffmpeg missing and not root: browser tests will be skipped"; fi
+
+run: setup
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py load_establishments
+	$(BIN)/python manage.py seed_demo
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	$(BIN)/daphne -b $(HOST) -p $(PORT) purplevisits.asgi:application
+
+test: setup browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy .
+
+bench: setup
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+lock: setup
+	$(BIN)/python -m pip freeze --exclude face-recognition --exclude purplevisits > requirements.lock
+
+clean:
+	rm -rf $(VENV) var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,17 @@
+from django.core.management.base import BaseCommand
+
+from establishments.demo import seed_demo
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) demo data and accounts. Safe to run again: nothing is duplicated."
+
+    def handle(self, *args: object, **options: object) -> None:
+        result = seed_demo()
+        self.stdout.write(self.style.SUCCESS(f"Demo establishment: {result.establishment.name}"))
+        self.stdout.write("Demo accounts (sign in at /accounts/login/, staff admin at /admin/):")
+        width = max(len(account.email) for account in result.accounts)
+        for account in result.accounts:
+            self.stdout.write(
+                f"  {account.email.ljust(width)}  {account.password}  {account.description}"
+            )

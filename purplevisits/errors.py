@@ -1,0 +1,35 @@
+"""Error pages rendered in the site layout, with a status a client can rely on."""
+
+from django.http import HttpRequest, HttpResponse
+from django.template import loader
+
+
+def _render(request: HttpRequest, template: str, status: int) -> HttpResponse:
+    body: str
+    try:
+        body = loader.render_to_string(template, {"request": request}, request=request)
+    except Exception:  # noqa: BLE001 - an error page must never fail itself
+        body = f"<h1>Error {status}</h1>"
+    return HttpResponse(body, status=status)
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _render(request, "400.html", 400)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _render(request, "403.html", 403)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _render(request, "404.html", 404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    # No request context: the failure may have been in a context processor.
+    body: str
+    try:
+        body = loader.render_to_string("500.html")
+    except Exception:  # noqa: BLE001
+        body = "<h1>Something went wrong</h1>"
+    return HttpResponse(body, status=500)

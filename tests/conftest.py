@@ -1,0 +1,59 @@
+"""Fixtures for the whole suite: the named people of the permission tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+
+from establishments.models import Establishment, StaffRole
+from tests import factories
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> None:
+    # The cache may be a shared Redis: start every test from an empty one.
+    cache.clear()
+
+
+@pytest.fixture
+def establishment_x(db) -> Establishment:  # type: ignore[no-untyped-def]
+    return factories.EstablishmentFactory(name="HMP Xanadu", code="xanadu")
+
+
+@pytest.fixture
+def establishment_y(db) -> Establishment:  # type: ignore[no-untyped-def]
+    return factories.EstablishmentFactory(name="HMP Yardley", code="yardley")
+
+
+@dataclass
+class People:
+    """The named users of permission tests (CONVENTIONS.md #11)."""
+
+    family_a: object
+    family_b: object
+    officer_x: object
+    visits_admin_x: object
+    officer_y: object
+    visits_admin_y: object
+    hq: object
+
+
+@pytest.fixture
+def people(establishment_x: Establishment, establishment_y: Establishment) -> People:
+    def staff(email: str, establishment: Establishment | None, role: str) -> object:
+        membership = factories.StaffMembershipFactory(
+            user=factories.UserFactory(email=email), establishment=establishment, role=role
+        )
+        return membership.user
+
+    return People(
+        family_a=factories.UserFactory(email="family.a@example.test"),
+        family_b=factories.UserFactory(email="family.b@example.test"),
+        officer_x=staff("officer.x@example.test", establishment_x, StaffRole.OFFICER),
+        visits_admin_x=staff("visits.x@example.test", establishment_x, StaffRole.VISITS_ADMIN),
+        officer_y=staff("officer.y@example.test", establishment_y, StaffRole.OFFICER),
+        visits_admin_y=staff("visits.y@example.test", establishment_y, StaffRole.VISITS_ADMIN),
+        hq=staff("hq@example.test", None, StaffRole.HQ),
+    )

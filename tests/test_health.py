@@ -1,0 +1,56 @@
+import pytest
+from django.db.utils import OperationalError
+
+from purplevisits import health
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthy(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert {name: check["status"] for name, check in body["checks"].items()} == {
+        "database": "ok",
+        "cache": "ok",
+        "channel_layer": "ok",
+    }
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_database_down_gives_503(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    def broken() -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setitem(health.CHECKS, "database", broken)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["checks"]["database"] == {
+        "status": "error",
+        "error": "OperationalError: connection refused",
+        "ms": body["checks"]["database"]["ms"],
+    }
+    assert body["checks"]["cache"]["status"] == "ok"
+
+
+def test_cache_that_loses_writes_gives_503(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from django.core.cache import cache
+
+    monkeypatch.setattr(cache, "get", lambda *args, **kwargs: None)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["cache"]["status"] == "error"
+
+
+def test_channel_layer_down_gives_503(client, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(health, "get_channel_layer", lambda: None)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "no channel layer" in response.json()["checks"]["channel_layer"]["error"]
+
+
+def test_only_get(client) -> None:  # type: ignore[no-untyped-def]
+    assert client.post("/healthz").status_code == 405
