@@ -1,0 +1,95 @@
+"""Calls: the live side of a booking. State lives here, changed by conditional updates."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from bookings.models import Booking
+
+
+class CallStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for participants"
+    LIVE = "live", "Live"
+    PAUSED = "paused", "Paused"
+    ENDED = "ended", "Ended"
+
+
+class EndReason(models.TextChoices):
+    COMPLETED = "completed", "Completed"
+    TERMINATED = "terminated", "Terminated by staff"
+    TIME_UP = "time_up", "Time up"
+    REVOKED = "revoked", "Visitor approval revoked"
+    FAILED = "failed", "Failed"
+    NO_SHOW = "no_show", "No show"
+
+
+class PauseReason(models.TextChoices):
+    UNAPPROVED_FACE = "unapproved_face", "Unapproved face"
+    STAFF = "staff", "Paused by staff"
+
+
+class Call(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    booking = models.OneToOneField(Booking, on_delete=models.PROTECT, related_name="call")
+    status = models.CharField(max_length=16, choices=CallStatus.choices, default=CallStatus.WAITING)
+    end_reason = models.CharField(max_length=16, choices=EndReason.choices, blank=True)
+    pause_reason = models.CharField(max_length=20, choices=PauseReason.choices, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    # When the call will end: started_at + call minutes + paused time, capped at slot end.
+    ends_at = models.DateTimeField(null=True, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_seconds = models.PositiveIntegerField(default=0)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # The relay process that owns this call's media (its channel-layer name).
+    relay_channel = models.CharField(max_length=200, blank=True)
+    relay_id = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status"])]
+
+    def __str__(self) -> str:
+        return f"Call {self.id} ({self.status})"
+
+
+class CallEventKind(models.TextChoices):
+    JOINED = "joined", "Joined"
+    LEFT = "left", "Left"
+    DROPPED = "dropped", "Connection lost"
+    STARTED = "started", "Started"
+    PAUSED = "paused", "Paused"
+    RESUMED = "resumed", "Resumed"
+    MESSAGE = "message", "Staff message"
+    WARNING = "warning", "Time warning"
+    ENDED = "ended", "Ended"
+
+
+class CallEvent(models.Model):
+    """Append-only record of what happened on a call, who or what decided, and when."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=CallEventKind.choices)
+    role = models.CharField(
+        max_length=16, blank=True, help_text="family, prisoner, monitor, system"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} {self.kind} {self.created_at:%H:%M:%S}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Call events are append-only.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]

@@ -1,0 +1,43 @@
+"""View guards for staff pages: the role is checked at the establishment in the URL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+
+from establishments.models import Establishment
+from establishments.selectors import has_role_at
+
+View = Callable[..., HttpResponse]
+
+
+def role_required(minimum_role: str) -> Callable[[View], View]:
+    """Staff view at ``<slug:code>``: passes ``establishment`` to the view.
+
+    Anonymous users are sent to sign in; staff of another establishment get a 404 (they
+    learn nothing about it); people without the role there get a 403.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapped(request: HttpRequest, code: str, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            establishment = get_object_or_404(Establishment, code=code)
+            if not has_role_at(request.user, establishment, minimum_role):
+                from establishments.selectors import is_staff_member
+
+                if is_staff_member(request.user):
+                    raise Http404("No such establishment.")
+                raise PermissionDenied("Staff only.")
+            return view(request, *args, establishment=establishment, **kwargs)
+
+        return wrapped
+
+    return decorator

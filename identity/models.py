@@ -1,0 +1,236 @@
+"""Visitors, their identity evidence, dependants and connections to prisoners.
+
+Images live in private storage (settings.PRIVATE_MEDIA_ROOT) under random names and
+are served only through views that check who is asking. Face encodings are stored
+encrypted (Fernet) and decrypted only in memory.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from establishments.models import Prisoner
+
+
+def private_upload_path(instance: models.Model, filename: str) -> str:
+    # Never keep the uploaded name: it may carry personal data or path tricks.
+    return f"{instance._meta.app_label}/{instance._meta.model_name}/{uuid.uuid4().hex}.jpg"
+
+
+class VerificationStatus(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    SUBMITTED = "submitted", "Waiting for a check by prison staff"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Not approved"
+
+
+class VisitorProfile(models.Model):
+    """A family member or friend: the person behind a verified email address."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="visitor_profile"
+    )
+    legal_name = models.CharField(max_length=150)
+    date_of_birth = models.DateField()
+    phone = models.CharField(max_length=32)
+    country_of_residence = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code.")
+    # None: not chosen yet; True: face checks allowed; False: manual verification only.
+    biometric_consent = models.BooleanField(null=True, blank=True)
+    consent_changed_at = models.DateTimeField(null=True, blank=True)
+    consent_notice_version = models.CharField(max_length=20, blank=True)
+    verification_status = models.CharField(
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.NOT_STARTED
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["legal_name"]
+
+    def __str__(self) -> str:
+        return self.legal_name
+
+    @property
+    def is_approved(self) -> bool:
+        return self.verification_status == VerificationStatus.APPROVED
+
+    def age_on(self, day: date) -> int:
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class FaceResult(models.TextChoices):
+    PENDING = "pending", "Being checked"
+    MATCH = "match", "Faces match"
+    NO_MATCH = "no_match", "Faces do not match"
+    NO_FACE = "no_face", "No face found"
+    SEVERAL_FACES = "several_faces", "More than one face"
+    MANUAL = "manual", "Manual check (no consent to face matching)"
+    FAILED = "failed", "Check failed"
+
+
+class ReviewStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for review"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+
+
+class IdentityCheck(models.Model):
+    """One submission of a photo ID and a selfie, and the staff decision on it."""
+
+    profile = models.ForeignKey(VisitorProfile, on_delete=models.CASCADE, related_name="checks")
+    id_image = models.FileField(upload_to=private_upload_path, blank=True)
+    selfie_image = models.FileField(upload_to=private_upload_path, blank=True)
+    face_result = models.CharField(
+        max_length=16, choices=FaceResult.choices, default=FaceResult.PENDING
+    )
+    face_distance = models.FloatField(null=True, blank=True)
+    face_tolerance = models.FloatField(null=True, blank=True)
+    face_checked_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    submitted_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    images_deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-submitted_at"]
+        indexes = [models.Index(fields=["status", "submitted_at"])]
+
+    def __str__(self) -> str:
+        return f"Identity check for {self.profile} ({self.get_status_display()})"
+
+
+class Dependant(models.Model):
+    """A child or other person added by a lead visitor; approved like any visitor."""
+
+    lead_visitor = models.ForeignKey(
+        VisitorProfile, on_delete=models.CASCADE, related_name="dependants"
+    )
+    first_name = models.CharField(max_length=80)
+    last_name = models.CharField(max_length=80)
+    date_of_birth = models.DateField()
+    photo = models.FileField(upload_to=private_upload_path, blank=True)
+    status = models.CharField(
+        max_length=16, choices=ReviewStatus.choices, default=ReviewStatus.PENDING
+    )
+    face_result = models.CharField(
+        max_length=16, choices=FaceResult.choices, default=FaceResult.PENDING
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["first_name"]
+
+    def __str__(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+    def age_on(self, day: date) -> int:
+        born = self.date_of_birth
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class FaceEnrolment(models.Model):
+    """An approved face encoding, encrypted at rest. Exactly one owner per row."""
+
+    profile = models.OneToOneField(
+        VisitorProfile, null=True, blank=True, on_delete=models.CASCADE, related_name="face"
+    )
+    dependant = models.OneToOneField(
+        Dependant, null=True, blank=True, on_delete=models.CASCADE, related_name="face"
+    )
+    prisoner = models.OneToOneField(
+        Prisoner, null=True, blank=True, on_delete=models.CASCADE, related_name="face"
+    )
+    encoding_encrypted = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(profile__isnull=False, dependant__isnull=True, prisoner__isnull=True)
+                    | Q(profile__isnull=True, dependant__isnull=False, prisoner__isnull=True)
+                    | Q(profile__isnull=True, dependant__isnull=True, prisoner__isnull=False)
+                ),
+                name="faceenrolment_exactly_one_owner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        owner = self.profile or self.dependant or self.prisoner
+        return f"Face enrolment of {owner}"
+
+
+class Relationship(models.TextChoices):
+    PARTNER = "partner", "Partner or spouse"
+    PARENT = "parent", "Parent or carer"
+    CHILD = "child", "Son or daughter"
+    SIBLING = "sibling", "Brother or sister"
+    GRANDPARENT = "grandparent", "Grandparent"
+    OTHER_FAMILY = "other_family", "Other family"
+    FRIEND = "friend", "Friend"
+
+
+class ConnectionStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for the prison to approve"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Not approved"
+    REVOKED = "revoked", "Revoked"
+
+
+class Connection(models.Model):
+    """A visitor's approval to call one prisoner."""
+
+    visitor = models.ForeignKey(
+        VisitorProfile, on_delete=models.CASCADE, related_name="connections"
+    )
+    prisoner = models.ForeignKey(Prisoner, on_delete=models.CASCADE, related_name="connections")
+    relationship = models.CharField(max_length=20, choices=Relationship.choices)
+    status = models.CharField(
+        max_length=16, choices=ConnectionStatus.choices, default=ConnectionStatus.PENDING
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decision_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["visitor", "prisoner"],
+                condition=Q(status__in=["pending", "approved"]),
+                name="connection_one_open_per_visitor_and_prisoner",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.visitor} → {self.prisoner.prison_number} ({self.get_status_display()})"
+
+    @property
+    def is_approved(self) -> bool:
+        return self.status == ConnectionStatus.APPROVED
