@@ -7,6 +7,7 @@ clone runs with `make run`. DEBUG=false switches on the production settings.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -104,7 +105,11 @@ else:
             "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
         }
     }
-DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME", "") or None}
+_test_name = env_str("TEST_DATABASE_NAME", "") or None
+if _test_name is None and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: browser tests run the server in another process.
+    _test_name = str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+DATABASES["default"]["TEST"] = {"NAME": _test_name}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker ----------------------------------------
