@@ -105,3 +105,95 @@ class StaffMembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     establishment = factory.SubFactory(EstablishmentFactory)
     role = StaffRole.OFFICER
+
+
+# --- Contract models of identity, bookings and calls ----------------------------------
+# Defaults describe the common happy case: an approved visitor with an approved
+# connection, a confirmed booking. Tests override what they examine.
+
+from datetime import datetime, timedelta  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from bookings.models import Booking, BookingStatus, BookingVisitor  # noqa: E402
+from calls.models import Call  # noqa: E402
+from identity.models import (  # noqa: E402
+    Connection,
+    ConnectionStatus,
+    Dependant,
+    Relationship,
+    ReviewStatus,
+    VerificationStatus,
+    VisitorProfile,
+)
+
+
+class VisitorProfileFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = VisitorProfile
+
+    user = factory.SubFactory(UserFactory)
+    legal_name = factory.LazyAttribute(lambda o: f"{o.user.first_name} {o.user.last_name}")
+    date_of_birth = date(1985, 6, 1)
+    phone = "07700 900123"
+    country_of_residence = "GB"
+    biometric_consent = True
+    verification_status = VerificationStatus.APPROVED
+
+
+class DependantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Dependant
+
+    lead_visitor = factory.SubFactory(VisitorProfileFactory)
+    first_name = "Kim"
+    last_name = factory.Sequence(lambda n: f"Child{n}")
+    date_of_birth = date(2016, 3, 1)
+    status = ReviewStatus.APPROVED
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connection
+
+    visitor = factory.SubFactory(VisitorProfileFactory)
+    prisoner = factory.SubFactory(PrisonerFactory)
+    relationship = Relationship.PARTNER
+    status = ConnectionStatus.APPROVED
+
+
+def _next_slot() -> datetime:
+    start = timezone.localtime() + timedelta(days=3)
+    return start.replace(hour=10, minute=0, second=0, microsecond=0)
+
+
+class BookingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Booking
+        skip_postgeneration_save = True
+
+    connection = factory.SubFactory(ConnectionFactory)
+    prisoner = factory.SelfAttribute("connection.prisoner")
+    lead_visitor = factory.SelfAttribute("connection.visitor")
+    establishment = factory.SelfAttribute("prisoner.establishment")
+    terminal = factory.SubFactory(
+        TerminalFactory, establishment=factory.SelfAttribute("..establishment")
+    )
+    starts_at = factory.LazyFunction(_next_slot)
+    ends_at = factory.LazyAttribute(lambda o: o.starts_at + timedelta(minutes=30))
+    allowance_month = factory.LazyAttribute(
+        lambda o: timezone.localtime(o.starts_at).date().replace(day=1)
+    )
+    status = BookingStatus.CONFIRMED
+
+    @factory.post_generation
+    def with_lead_visitor(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        if create and extracted is not False:
+            BookingVisitor.objects.get_or_create(booking=self, profile=self.lead_visitor)
+
+
+class CallFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Call
+
+    booking = factory.SubFactory(BookingFactory)
