@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 
 from establishments.models import Establishment
-from establishments.selectors import has_role_at
+from establishments.selectors import has_role_at, is_hq, staff_memberships
 
 View = Callable[..., HttpResponse]
 
@@ -21,7 +21,8 @@ def role_required(minimum_role: str) -> Callable[[View], View]:
     """Staff view at ``<slug:code>``: passes ``establishment`` to the view.
 
     Anonymous users are sent to sign in; staff of another establishment get a 404 (they
-    learn nothing about it); people without the role there get a 403.
+    learn nothing about it); staff there with a lesser role, and people who are not
+    staff at all, get a 403.
     """
 
     def decorator(view: View) -> View:
@@ -31,13 +32,29 @@ def role_required(minimum_role: str) -> Callable[[View], View]:
                 return redirect_to_login(request.get_full_path())
             establishment = get_object_or_404(Establishment, code=code)
             if not has_role_at(request.user, establishment, minimum_role):
-                from establishments.selectors import is_staff_member
-
-                if is_staff_member(request.user):
+                memberships = staff_memberships(request.user)
+                if (
+                    memberships.exists()
+                    and not memberships.filter(establishment=establishment).exists()
+                ):
                     raise Http404("No such establishment.")
-                raise PermissionDenied("Staff only.")
+                raise PermissionDenied("Your role does not allow this.")
             return view(request, *args, establishment=establishment, **kwargs)
 
         return wrapped
 
     return decorator
+
+
+def hq_required(view: View) -> View:
+    """National, read-only pages: headquarters staff (and superusers) only."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not (request.user.is_superuser or is_hq(request.user)):
+            raise PermissionDenied("Headquarters staff only.")
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,171 @@
+"""Reads for the audit log and the national roll-out dashboard."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from calls.models import Call, CallEvent, CallEventKind, EndReason, PauseReason
+from establishments.models import Establishment, RolloutStage
+from monitoring.models import AuditEntry
+from purplevisits.countries import country_name
+
+
+def audit_entries(
+    *,
+    establishment: Establishment,
+    action: str = "",
+    actor: str = "",
+    since: date | None = None,
+    until: date | None = None,
+) -> QuerySet[AuditEntry]:
+    entries = AuditEntry.objects.filter(establishment=establishment).select_related("actor")
+    if action:
+        entries = entries.filter(action=action)
+    if actor:
+        entries = entries.filter(actor_label__icontains=actor)
+    if since:
+        entries = entries.filter(created_at__date__gte=since)
+    if until:
+        entries = entries.filter(created_at__date__lte=until)
+    return entries.order_by("-created_at", "-pk")
+
+
+_DURATION = ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField())
+
+
+def _made_calls() -> QuerySet[Call]:
+    """Calls that happened: both sides connected (started) and the call is over."""
+    return Call.objects.filter(started_at__isnull=False, ended_at__isnull=False)
+
+
+@dataclass
+class EstablishmentFigures:
+    establishment: Establishment
+    days_in_stage: int
+    calls: int = 0
+    hours: float = 0.0
+    pauses: int = 0
+    face_pauses: int = 0
+    terminations: int = 0
+    countries: int = 0
+
+
+@dataclass
+class WeekFigures:
+    week: date
+    calls: int
+    hours: float
+
+
+@dataclass
+class NationalFigures:
+    calls: int
+    hours: float
+    countries: list[tuple[str, str, int]]  # (code, name, calls)
+    pauses: int
+    face_pauses: int
+    terminations: int
+    stage_counts: list[tuple[str, str, int]]  # (stage, label, establishments)
+    establishments: list[EstablishmentFigures] = field(default_factory=list)
+    weeks: list[WeekFigures] = field(default_factory=list)
+
+
+def _hours(duration: timedelta | None) -> float:
+    return round(duration.total_seconds() / 3600, 1) if duration else 0.0
+
+
+def national_figures(*, weeks: int = 12, now: datetime | None = None) -> NationalFigures:
+    """Figures the Ministry published (calls, hours, countries), computed live.
+
+    A bounded number of queries whatever the size of the estate: one per figure family.
+    """
+    now = now or timezone.now()
+    made = _made_calls()
+    totals = made.aggregate(calls=Count("id"), duration=Sum(_DURATION))
+    terminations = made.filter(end_reason=EndReason.TERMINATED).count()
+    pauses = CallEvent.objects.filter(kind=CallEventKind.PAUSED)
+    pause_totals = pauses.aggregate(
+        all=Count("id"), face=Count("id", filter=Q(reason=PauseReason.UNAPPROVED_FACE))
+    )
+    countries = (
+        made.values("booking__lead_visitor__country_of_residence")
+        .annotate(calls=Count("id"))
+        .order_by("-calls", "booking__lead_visitor__country_of_residence")
+    )
+
+    per_establishment = {
+        row["booking__establishment"]: row
+        for row in made.values("booking__establishment").annotate(
+            calls=Count("id"),
+            duration=Sum(_DURATION),
+            terminations=Count("id", filter=Q(end_reason=EndReason.TERMINATED)),
+            countries=Count("booking__lead_visitor__country_of_residence", distinct=True),
+        )
+    }
+    pauses_per_establishment = {
+        row["call__booking__establishment"]: row
+        for row in pauses.values("call__booking__establishment").annotate(
+            all=Count("id"), face=Count("id", filter=Q(reason=PauseReason.UNAPPROVED_FACE))
+        )
+    }
+    rows = []
+    for establishment in Establishment.objects.order_by("name"):
+        figures: dict[str, Any] = per_establishment.get(establishment.pk, {})
+        paused: dict[str, Any] = pauses_per_establishment.get(establishment.pk, {})
+        rows.append(
+            EstablishmentFigures(
+                establishment=establishment,
+                days_in_stage=max(0, (now - establishment.rollout_stage_changed_at).days),
+                calls=figures.get("calls", 0),
+                hours=_hours(figures.get("duration")),
+                terminations=figures.get("terminations", 0),
+                countries=figures.get("countries", 0),
+                pauses=paused.get("all", 0),
+                face_pauses=paused.get("face", 0),
+            )
+        )
+
+    first_week = (timezone.localdate(now) - timedelta(weeks=weeks - 1)).isoformat()
+    week_rows = {
+        row["week"].date() if isinstance(row["week"], datetime) else row["week"]: row
+        for row in made.filter(started_at__date__gte=first_week)
+        .annotate(week=TruncWeek("started_at"))
+        .values("week")
+        .annotate(calls=Count("id"), duration=Sum(_DURATION))
+    }
+    this_monday = timezone.localdate(now) - timedelta(days=timezone.localdate(now).weekday())
+    week_list = []
+    for offset in range(weeks - 1, -1, -1):
+        monday = this_monday - timedelta(weeks=offset)
+        row: dict[str, Any] = week_rows.get(monday, {})
+        week_list.append(
+            WeekFigures(week=monday, calls=row.get("calls", 0), hours=_hours(row.get("duration")))
+        )
+
+    stage_counts = dict(
+        Establishment.objects.values_list("rollout_stage").annotate(n=Count("id")).order_by()
+    )
+    return NationalFigures(
+        calls=totals["calls"] or 0,
+        hours=_hours(totals["duration"]),
+        countries=[
+            (code, country_name(code), row["calls"])
+            for row in countries
+            if (code := row["booking__lead_visitor__country_of_residence"])
+        ],
+        pauses=pause_totals["all"] or 0,
+        face_pauses=pause_totals["face"] or 0,
+        terminations=terminations,
+        stage_counts=[
+            (stage.value, str(stage.label), stage_counts.get(stage.value, 0))
+            for stage in RolloutStage
+        ],
+        establishments=rows,
+        weeks=week_list,
+    )

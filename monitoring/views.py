@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from establishments.models import Establishment, StaffRole
+from establishments.permissions import hq_required, role_required
+from monitoring import selectors
+from monitoring.charts import bar_chart
+from monitoring.forms import AuditFilterForm
+
+CSV_COLUMNS = ["when", "who", "establishment", "action", "target", "reason", "detail"]
+
+
+def _filtered(request: HttpRequest, establishment: Establishment):  # type: ignore[no-untyped-def]
+    form = AuditFilterForm(request.GET or None)
+    filters = form.cleaned_data if form.is_valid() else {}
+    entries = selectors.audit_entries(
+        establishment=establishment,
+        action=filters.get("action", ""),
+        actor=filters.get("actor", ""),
+        since=filters.get("since"),
+        until=filters.get("until"),
+    )
+    return form, entries
+
+
+@require_GET
+@role_required(StaffRole.VISITS_ADMIN)
+def audit_log(request: HttpRequest, establishment: Establishment) -> HttpResponse:
+    form, entries = _filtered(request, establishment)
+    if form.is_bound and not form.is_valid():
+        entries = entries.none()
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "monitoring/audit_log.html",
+        {"establishment": establishment, "form": form, "page": page, "query": query.urlencode()},
+    )
+
+
+def _csv_safe(value: object) -> str:
+    # A cell starting with = + - @ would run as a formula in a spreadsheet.
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in {"=", "+", "-", "@", "\t", "\r"} else text
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+@require_GET
+@role_required(StaffRole.VISITS_ADMIN)
+def audit_csv(
+    request: HttpRequest, establishment: Establishment
+) -> HttpResponse | StreamingHttpResponse:
+    form, entries = _filtered(request, establishment)
+    if form.is_bound and not form.is_valid():
+        return HttpResponse(
+            "The filters are not valid: "
+            + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
+            status=400,
+            content_type="text/plain; charset=utf-8",
+        )
+    writer = csv.writer(_Echo())
+
+    def rows() -> Iterator[str]:
+        yield writer.writerow(CSV_COLUMNS)
+        for entry in entries.iterator(chunk_size=500):
+            yield writer.writerow(
+                [
+                    _csv_safe(timezone.localtime(entry.created_at).isoformat()),
+                    _csv_safe(entry.actor_label),
+                    _csv_safe(establishment.name),
+                    _csv_safe(entry.get_action_display()),
+                    _csv_safe(
+                        f"{entry.target_type}:{entry.target_id}" if entry.target_type else ""
+                    ),
+                    _csv_safe(entry.reason),
+                    _csv_safe(entry.detail or ""),
+                ]
+            )
+
+    stamp = timezone.localdate().isoformat()
+    response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="audit-{establishment.code}-{stamp}.csv"'
+    )
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@require_GET
+@hq_required
+def national_dashboard(request: HttpRequest) -> HttpResponse:
+    figures = selectors.national_figures(weeks=12)
+    calls_chart = bar_chart(
+        "Calls per week", [(f"{w.week:%d %b}", w.calls) for w in figures.weeks], unit="calls"
+    )
+    hours_chart = bar_chart(
+        "Call hours per week", [(f"{w.week:%d %b}", w.hours) for w in figures.weeks], unit="hours"
+    )
+    stage_chart = bar_chart(
+        "Establishments by rollout stage",
+        [(label, count) for _, label, count in figures.stage_counts],
+        unit="establishments",
+    )
+    return render(
+        request,
+        "monitoring/national.html",
+        {
+            "figures": figures,
+            "charts": [calls_chart, hours_chart, stage_chart],
+            "top_countries": figures.countries[:15],
+        },
+    )
