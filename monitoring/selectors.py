@@ -99,8 +99,8 @@ def national_figures(*, weeks: int = 12, now: datetime | None = None) -> Nationa
         .order_by("-calls", "booking__lead_visitor__country_of_residence")
     )
 
-    per_establishment = {
-        row["booking__establishment"]: row
+    per_establishment: dict[int, dict[str, Any]] = {
+        row["booking__establishment"]: dict(row)
         for row in made.values("booking__establishment").annotate(
             calls=Count("id"),
             duration=Sum(_DURATION),
@@ -108,8 +108,8 @@ def national_figures(*, weeks: int = 12, now: datetime | None = None) -> Nationa
             countries=Count("booking__lead_visitor__country_of_residence", distinct=True),
         )
     }
-    pauses_per_establishment = {
-        row["call__booking__establishment"]: row
+    pauses_per_establishment: dict[int, dict[str, Any]] = {
+        row["call__booking__establishment"]: dict(row)
         for row in pauses.values("call__booking__establishment").annotate(
             all=Count("id"), face=Count("id", filter=Q(reason=PauseReason.UNAPPROVED_FACE))
         )
@@ -132,8 +132,8 @@ def national_figures(*, weeks: int = 12, now: datetime | None = None) -> Nationa
         )
 
     first_week = (timezone.localdate(now) - timedelta(weeks=weeks - 1)).isoformat()
-    week_rows = {
-        row["week"].date() if isinstance(row["week"], datetime) else row["week"]: row
+    week_rows: dict[date, dict[str, Any]] = {
+        row["week"].date() if isinstance(row["week"], datetime) else row["week"]: dict(row)
         for row in made.filter(started_at__date__gte=first_week)
         .annotate(week=TruncWeek("started_at"))
         .values("week")
