@@ -8,11 +8,12 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpRequest
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404
 
-from establishments.models import Establishment
+from establishments.models import Establishment, StaffRole
 from establishments.selectors import has_role_at, is_hq, staff_memberships
 
 View = Callable[..., HttpResponseBase]
@@ -34,9 +35,13 @@ def role_required(minimum_role: str) -> Callable[[View], View]:
             establishment = get_object_or_404(Establishment, code=code)
             if not has_role_at(request.user, establishment, minimum_role):
                 memberships = staff_memberships(request.user)
+                # Staff elsewhere learn nothing about this establishment; HQ, who see
+                # every establishment, are told plainly that their role cannot act.
                 if (
                     memberships.exists()
-                    and not memberships.filter(establishment=establishment).exists()
+                    and not memberships.filter(
+                        Q(establishment=establishment) | Q(role=StaffRole.HQ)
+                    ).exists()
                 ):
                     raise Http404("No such establishment.")
                 raise PermissionDenied("Your role does not allow this.")

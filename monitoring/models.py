@@ -30,6 +30,7 @@ class AuditAction(models.TextChoices):
     PRISONER_ENROL = "prisoner_enrol", "Enrolled a prisoner's photo"
     SNAPSHOT_VIEW = "snapshot_view", "Viewed an evidence snapshot"
     PERMISSION_DENIED = "permission_denied", "Was refused an action"
+    ALERT_ACKNOWLEDGE = "alert_acknowledge", "Acknowledged an alert"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
@@ -73,3 +74,36 @@ class AuditEntry(models.Model):
 
     def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
         raise PermissionError("Audit entries cannot be deleted.")
+
+
+class AlertKind(models.TextChoices):
+    UNAPPROVED_FACE = "unapproved_face", "Unapproved face on camera"
+    PARTICIPANT_DROPPED = "participant_dropped", "Participant dropped"
+
+
+def _snapshot_path(instance: models.Model, filename: str) -> str:
+    import uuid
+
+    return f"monitoring/snapshots/{uuid.uuid4().hex}.jpg"
+
+
+class Alert(models.Model):
+    """Something staff must see at once and acknowledge."""
+
+    establishment = models.ForeignKey(Establishment, on_delete=models.CASCADE, related_name="+")
+    call = models.ForeignKey("calls.Call", on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=24, choices=AlertKind.choices)
+    side = models.CharField(max_length=16, blank=True, help_text="family or prisoner")
+    snapshot = models.FileField(upload_to=_snapshot_path, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["establishment", "acknowledged_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.call_id})"

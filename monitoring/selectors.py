@@ -169,3 +169,26 @@ def national_figures(*, weeks: int = 12, now: datetime | None = None) -> Nationa
         establishments=rows,
         weeks=week_list,
     )
+
+
+@dataclass(frozen=True)
+class DashboardAccess:
+    establishment: Establishment
+    can_control: bool  # officers and visits admins act; HQ only watches
+
+
+def dashboard_access(user: Any, code: str) -> DashboardAccess | None:
+    """Officers (or higher) at the establishment control; HQ sees every one, read-only."""
+    from establishments.models import StaffRole
+    from establishments.selectors import has_role_at, is_hq
+
+    if not getattr(user, "is_authenticated", False):
+        return None
+    establishment = Establishment.objects.filter(code=code).first()
+    if establishment is None:
+        return None
+    if has_role_at(user, establishment, StaffRole.OFFICER):
+        return DashboardAccess(establishment=establishment, can_control=True)
+    if is_hq(user):
+        return DashboardAccess(establishment=establishment, can_control=False)
+    return None

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import models
+from django.core.files.base import ContentFile
+from django.db import models, transaction
+from django.utils import timezone
 
+from calls.models import Call
 from establishments.models import Establishment
-from monitoring.models import AuditEntry
+from monitoring.models import Alert, AuditAction, AuditEntry
+from purplevisits.realtime import establishment_group, group_send_on_commit
 
 
 def audit_record(
@@ -33,3 +37,48 @@ def audit_record(
         reason=reason,
         detail=detail or {},
     )
+
+
+def alert_raise(
+    *,
+    call: Call,
+    kind: str,
+    side: str = "",
+    snapshot_jpeg: bytes | None = None,
+) -> Alert:
+    """Record an alert and push it to the establishment's dashboards after commit."""
+    with transaction.atomic():
+        alert = Alert(
+            establishment_id=call.booking.establishment_id, call=call, kind=kind, side=side
+        )
+        if snapshot_jpeg:
+            alert.snapshot.save("snapshot.jpg", ContentFile(snapshot_jpeg), save=False)
+        alert.full_clean()
+        alert.save()
+        group_send_on_commit(
+            establishment_group(alert.establishment_id),
+            {"type": "dashboard.alert", "alert_id": alert.pk},
+        )
+    return alert
+
+
+@transaction.atomic
+def alert_acknowledge(*, alert_id: int, actor: User) -> bool:
+    """Conditional update: the first officer to acknowledge wins; False if already done."""
+    alert = Alert.objects.select_related("establishment").get(pk=alert_id)
+    updated = Alert.objects.filter(pk=alert_id, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=actor
+    )
+    if updated:
+        audit_record(
+            actor=actor,
+            action=AuditAction.ALERT_ACKNOWLEDGE,
+            establishment=alert.establishment,
+            target=alert,
+            detail={"kind": alert.kind, "call": str(alert.call_id)},
+        )
+        group_send_on_commit(
+            establishment_group(alert.establishment_id),
+            {"type": "dashboard.alert", "alert_id": alert.pk},
+        )
+    return bool(updated)

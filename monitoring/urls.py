@@ -8,4 +8,15 @@ urlpatterns = [
     path("staff/<slug:code>/audit/", views.audit_log, name="audit_log"),
     path("staff/<slug:code>/audit.csv", views.audit_csv, name="audit_csv"),
     path("hq/", views.national_dashboard, name="national"),
+    path("staff/<slug:code>/dashboard/", views.live_dashboard, name="dashboard"),
+    path(
+        "staff/<slug:code>/alerts/<int:alert_id>/acknowledge",
+        views.alert_acknowledge,
+        name="alert_acknowledge",
+    ),
+    path(
+        "staff/<slug:code>/alerts/<int:alert_id>/snapshot.jpg",
+        views.alert_snapshot,
+        name="alert_snapshot",
+    ),
 ]

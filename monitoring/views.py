@@ -3,17 +3,30 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    StreamingHttpResponse,
+)
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from establishments.models import Establishment, StaffRole
 from establishments.permissions import hq_required, role_required
-from monitoring import selectors
+from establishments.selectors import staff_memberships
+from monitoring import dashboard, selectors, services
 from monitoring.charts import bar_chart
 from monitoring.forms import AuditFilterForm
+from monitoring.models import Alert, AuditAction
+from monitoring.selectors import DashboardAccess, dashboard_access
+from monitoring.services import audit_record
 
 CSV_COLUMNS = ["when", "who", "establishment", "action", "target", "reason", "detail"]
 
@@ -123,3 +136,69 @@ def national_dashboard(request: HttpRequest) -> HttpResponse:
             "top_countries": figures.countries[:15],
         },
     )
+
+
+def _dashboard_access_or_deny(request: HttpRequest, code: str) -> DashboardAccess:
+    access = dashboard_access(request.user, code)
+    if access is None:
+        if (
+            staff_memberships(request.user).exists()
+            and Establishment.objects.filter(code=code).exists()
+        ):
+            raise Http404("No such establishment.")
+        raise PermissionDenied("Officers at this establishment only.")
+    return access
+
+
+@require_GET
+@login_required
+def live_dashboard(request: HttpRequest, code: str) -> HttpResponse:
+    access = _dashboard_access_or_deny(request, code)
+    establishment = access.establishment
+    tiles = dashboard.tiles_for_day(establishment)
+    columns = [
+        (key, label, [t for t in tiles if t["column"] == key]) for key, label in dashboard.COLUMNS
+    ]
+    return render(
+        request,
+        "monitoring/dashboard.html",
+        {
+            "establishment": establishment,
+            "can_control": access.can_control,
+            "columns": columns,
+            "alerts": dashboard.open_alerts(establishment),
+            "today": timezone.localdate(timezone.now(), establishment.tz),
+        },
+    )
+
+
+@require_POST
+@role_required(StaffRole.OFFICER)
+def alert_acknowledge(
+    request: HttpRequest, establishment: Establishment, alert_id: int
+) -> HttpResponse:
+    alert = get_object_or_404(Alert, pk=alert_id, establishment=establishment)
+    if services.alert_acknowledge(alert_id=alert.pk, actor=request.user):  # type: ignore[arg-type]
+        messages.success(request, "Alert acknowledged.")
+    else:
+        messages.info(request, "Someone had already acknowledged that alert.")
+    return redirect("monitoring:dashboard", code=establishment.code)
+
+
+@require_GET
+@login_required
+def alert_snapshot(request: HttpRequest, code: str, alert_id: int) -> FileResponse:
+    access = _dashboard_access_or_deny(request, code)
+    alert = get_object_or_404(Alert, pk=alert_id, establishment=access.establishment)
+    if not alert.snapshot:
+        raise Http404("No snapshot for this alert.")
+    audit_record(
+        actor=request.user,  # type: ignore[arg-type]
+        action=AuditAction.SNAPSHOT_VIEW,
+        establishment=access.establishment,
+        target=alert,
+    )
+    response = FileResponse(alert.snapshot.open("rb"), content_type="image/jpeg")
+    response["Content-Disposition"] = f'inline; filename="alert-{alert.pk}.jpg"'
+    response["Cache-Control"] = "no-store, private"
+    return response

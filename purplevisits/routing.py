@@ -1,3 +1,5 @@
 """WebSocket routes of every app, collected in one list."""
 
-websocket_urlpatterns: list = []
+from monitoring.routing import websocket_urlpatterns as monitoring_routes
+
+websocket_urlpatterns: list = [*monitoring_routes]

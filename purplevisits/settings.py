@@ -97,6 +97,10 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL, base_dir=BASE_DIR)}
+    if TESTING:
+        # Connections opened by async tests' worker threads must not outlive the test,
+        # or the test database cannot be dropped at the end of the run.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES = {
         "default": {

@@ -57,3 +57,22 @@ def people(establishment_x: Establishment, establishment_y: Establishment) -> Pe
         visits_admin_y=staff("visits.y@example.test", establishment_y, StaffRole.VISITS_ADMIN),
         hq=staff("hq@example.test", None, StaffRole.HQ),
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    """Let the test database be dropped at the end of the run.
+
+    Async consumers and the forked browser-test server open connections in other
+    threads and processes; on PostgreSQL any still open would block DROP DATABASE.
+    """
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )

@@ -27,7 +27,7 @@ def audit_url(establishment, name="monitoring:audit_log"):  # type: ignore[no-un
         ("visits_admin_x", 200),
         ("officer_y", 404),
         ("visits_admin_y", 404),
-        ("hq", 404),
+        ("hq", 403),
     ],
 )
 @pytest.mark.parametrize("view", ["monitoring:audit_log", "monitoring:audit_csv"])

@@ -1,0 +1,137 @@
+"""What the establishment's live dashboard shows: one tile per call of the day.
+
+The same plain dicts are rendered into the page and sent over the dashboard socket,
+so a page that reconnects catches up from the database with one snapshot.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import QuerySet
+from django.urls import reverse
+from django.utils import timezone
+
+from bookings.models import Booking, BookingStatus
+from calls.models import Call, CallStatus
+from establishments.models import Establishment
+from monitoring.models import Alert
+
+# Grid columns, in the order an officer reads them.
+COLUMNS = [
+    ("upcoming", "Upcoming"),
+    ("waiting", "Waiting"),
+    ("live", "Live"),
+    ("paused", "Paused"),
+    ("ended", "Ended"),
+]
+_SHOWN = [
+    BookingStatus.CONFIRMED,
+    BookingStatus.COMPLETED,
+    BookingStatus.NO_SHOW,
+    BookingStatus.TERMINATED,
+]
+
+
+def _day_bounds(establishment: Establishment, day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, time.min, tzinfo=establishment.tz)
+    return start, start + timedelta(days=1)
+
+
+def _bookings(establishment: Establishment) -> QuerySet[Booking]:
+    return Booking.objects.filter(establishment=establishment, status__in=_SHOWN).select_related(
+        "prisoner", "terminal", "lead_visitor", "call"
+    )
+
+
+def _column(booking: Booking, call: Call | None) -> str:
+    if call is not None:
+        return str(call.status)
+    if booking.status == BookingStatus.CONFIRMED:
+        return "upcoming"
+    return "ended"
+
+
+def tile(booking: Booking) -> dict[str, Any]:
+    call: Call | None = getattr(booking, "call", None)
+    return {
+        "booking": str(booking.reference),
+        "call": str(call.id) if call else None,
+        "column": _column(booking, call),
+        "status": call.status if call else booking.status,
+        "pause_reason": (call.pause_reason or None) if call else None,
+        "end_reason": (call.end_reason or None) if call else None,
+        "prisoner": f"{booking.prisoner.prison_number} {booking.prisoner.full_name}",
+        "visitor": booking.lead_visitor.legal_name,
+        "terminal": booking.terminal.name,
+        "starts_at": booking.starts_at.isoformat(),
+        "slot_ends_at": booking.ends_at.isoformat(),
+        "ends_at": call.ends_at.isoformat() if call and call.ends_at else None,
+        "starts_label": timezone.localtime(booking.starts_at).strftime("%H:%M"),
+    }
+
+
+def tiles_for_day(establishment: Establishment, day: date | None = None) -> list[dict[str, Any]]:
+    """Every call of the day, in start order: two queries whatever the number of calls."""
+    day = day or timezone.localdate(timezone.now(), establishment.tz)
+    start, end = _day_bounds(establishment, day)
+    bookings = _bookings(establishment).filter(starts_at__gte=start, starts_at__lt=end)
+    return [tile(booking) for booking in bookings.order_by("starts_at", "terminal__name")]
+
+
+def tile_for_call(call_id: uuid.UUID | str) -> tuple[int, dict[str, Any]] | None:
+    booking = (
+        Booking.objects.select_related("prisoner", "terminal", "lead_visitor", "call")
+        .filter(call__id=call_id)
+        .first()
+    )
+    if booking is None:
+        return None
+    return booking.establishment_id, tile(booking)
+
+
+def alert_data(alert: Alert) -> dict[str, Any]:
+    return {
+        "id": alert.pk,
+        "kind": alert.kind,
+        "label": alert.get_kind_display(),
+        "side": alert.side,
+        "call": str(alert.call_id),
+        "created_at": alert.created_at.isoformat(),
+        "time_label": timezone.localtime(alert.created_at).strftime("%H:%M:%S"),
+        "acknowledged": alert.acknowledged_at is not None,
+        "acknowledged_by": alert.acknowledged_by.email if alert.acknowledged_by else None,
+        "snapshot_url": reverse(
+            "monitoring:alert_snapshot", args=[alert.establishment.code, alert.pk]
+        )
+        if alert.snapshot
+        else None,
+    }
+
+
+def open_alerts(establishment: Establishment) -> list[dict[str, Any]]:
+    alerts = (
+        Alert.objects.filter(establishment=establishment, acknowledged_at__isnull=True)
+        .select_related("establishment", "acknowledged_by")
+        .order_by("-created_at")[:50]
+    )
+    return [alert_data(alert) for alert in alerts]
+
+
+def alert_for_push(alert_id: int) -> tuple[int, dict[str, Any]] | None:
+    alert = (
+        Alert.objects.select_related("establishment", "acknowledged_by").filter(pk=alert_id).first()
+    )
+    return (alert.establishment_id, alert_data(alert)) if alert else None
+
+
+def snapshot(establishment: Establishment) -> dict[str, Any]:
+    return {
+        "type": "snapshot",
+        "server_time": timezone.now().isoformat(),
+        "calls": tiles_for_day(establishment),
+        "alerts": open_alerts(establishment),
+        "live_statuses": [CallStatus.LIVE, CallStatus.PAUSED],
+    }

@@ -1,0 +1,146 @@
+// Live updates for the establishment dashboard. The server sends a full snapshot on
+// every (re)connect, then one message per change; all text goes in with textContent.
+const grid = document.getElementById("call-grid");
+const statusLine = document.getElementById("connection-status");
+const alertsList = document.getElementById("alerts");
+const canControl = grid.dataset.canControl === "true";
+const tiles = new Map(); // booking reference -> data
+let socket = null;
+let retry = 0;
+let heartbeatTimer = null;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function timeLeft(endsAt) {
+  if (!endsAt) return "";
+  const seconds = Math.max(0, Math.round((Date.parse(endsAt) - Date.now()) / 1000));
+  const m = Math.floor(seconds / 60);
+  const s = String(seconds % 60).padStart(2, "0");
+  return `${m}:${s} left`;
+}
+
+function renderTile(data) {
+  const li = el("li", `tile tile-${data.column}`);
+  li.dataset.booking = data.booking;
+  const time = el("p", "tile-time");
+  time.append(el("strong", "", data.starts_label), ` · ${data.terminal}`);
+  const who = el("p", "tile-who", data.prisoner);
+  who.append(el("br"), el("span", "muted", `with ${data.visitor}`));
+  const status = el("p", "tile-status");
+  status.append(el("span", "tag", data.status));
+  if (data.pause_reason) status.append(" ", el("span", "tag tag-warn", data.pause_reason));
+  if (data.column === "live" || data.column === "paused") {
+    const left = el("span", "time-left", timeLeft(data.ends_at));
+    left.dataset.endsAt = data.ends_at || "";
+    status.append(" ", left);
+  }
+  li.append(time, who, status);
+  return li;
+}
+
+function renderGrid() {
+  const byColumn = {};
+  for (const list of grid.querySelectorAll("ul.tiles")) {
+    byColumn[list.dataset.column] = list;
+    list.replaceChildren();
+  }
+  const ordered = [...tiles.values()].sort((a, b) => a.starts_at.localeCompare(b.starts_at));
+  for (const data of ordered) {
+    const list = byColumn[data.column];
+    if (list) list.append(renderTile(data));
+  }
+  for (const counter of grid.querySelectorAll("[data-count]")) {
+    counter.textContent = byColumn[counter.dataset.count].children.length;
+  }
+}
+
+function renderAlert(alert) {
+  const existing = alertsList.querySelector(`[data-alert="${alert.id}"]`);
+  if (alert.acknowledged) {
+    if (existing) existing.remove();
+  } else {
+    const li = el("li", "alert-item");
+    li.dataset.alert = alert.id;
+    li.append(el("strong", "", alert.label), ` (${alert.side || "call"}) at ${alert.time_label} `);
+    if (alert.snapshot_url) {
+      const img = el("img", "alert-snapshot");
+      img.src = alert.snapshot_url;
+      img.alt = "Snapshot of the unapproved face";
+      li.append(img);
+    }
+    if (canControl) {
+      const button = el("button", "button", "Acknowledge");
+      button.type = "button";
+      button.addEventListener("click", () => send({ type: "ack", alert: alert.id }));
+      li.append(button);
+    }
+    if (existing) existing.replaceWith(li);
+    else alertsList.prepend(li);
+  }
+  const empty = alertsList.querySelector("[data-empty]");
+  const hasAlerts = alertsList.querySelector("[data-alert]");
+  if (empty && hasAlerts) empty.remove();
+  if (!hasAlerts && !empty) {
+    const none = el("li", "muted", "No alerts.");
+    none.dataset.empty = "";
+    alertsList.append(none);
+  }
+}
+
+function send(message) {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+}
+
+function onMessage(event) {
+  const message = JSON.parse(event.data);
+  if (message.type === "snapshot") {
+    tiles.clear();
+    for (const data of message.calls) tiles.set(data.booking, data);
+    renderGrid();
+    alertsList.replaceChildren();
+    for (const alert of message.alerts) renderAlert(alert);
+    if (!message.alerts.length) renderAlert({ id: -1, acknowledged: true });
+  } else if (message.type === "call") {
+    tiles.set(message.call.booking, message.call);
+    renderGrid();
+  } else if (message.type === "alert") {
+    renderAlert(message.alert);
+  }
+  document.body.dataset.lastUpdate = String(Date.now());
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  socket = new WebSocket(`${scheme}://${location.host}${grid.dataset.socket}`);
+  socket.addEventListener("open", () => {
+    retry = 0;
+    statusLine.textContent = "Live updates connected";
+    statusLine.className = "connection-status ok";
+    clearInterval(heartbeatTimer);
+    heartbeatTimer = setInterval(() => send({ type: "heartbeat" }), 5000);
+  });
+  socket.addEventListener("message", onMessage);
+  socket.addEventListener("close", (event) => {
+    clearInterval(heartbeatTimer);
+    if (event.code === 4401 || event.code === 4403) {
+      statusLine.textContent = "You are no longer allowed to see this dashboard. Sign in again.";
+      statusLine.className = "connection-status error";
+      return;
+    }
+    retry = Math.min(retry + 1, 6);
+    const delay = 500 * 2 ** (retry - 1);
+    statusLine.textContent = "Connection lost – reconnecting…";
+    statusLine.className = "connection-status error";
+    setTimeout(connect, delay);
+  });
+}
+
+setInterval(() => {
+  for (const span of grid.querySelectorAll(".time-left")) span.textContent = timeLeft(span.dataset.endsAt);
+}, 1000);
+connect();
