@@ -3,6 +3,8 @@
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
+from purplevisits.observability import security_event
+
 
 def _render(request: HttpRequest, template: str, status: int) -> HttpResponse:
     body: str
@@ -18,6 +20,7 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Htt
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    security_event("permission_denied", request=request, detail=str(exception or "")[:200])
     return _render(request, "403.html", 403)
 
 
