@@ -272,3 +272,15 @@ LOGGING = {
 }
 
 SERVICE_NAME = "Purple Visits"
+
+# --- bookings ---
+# Links in booking emails (sent by workers, outside any request).
+BOOKINGS_SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+CELERY_BEAT_SCHEDULE["bookings-send-reminders"] = {
+    "task": "bookings.tasks.send_booking_reminders",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["bookings-lapse-requests"] = {
+    "task": "bookings.tasks.lapse_booking_requests",
+    "schedule": 300.0,
+}
