@@ -295,10 +295,12 @@ def booking_create(
     dependant_ids: Sequence[int] = (),
     aup_accepted: bool,
     idempotency_key: str | None = None,
+    establishment: Establishment | None = None,
     actor: Actor = None,
     now: datetime | None = None,
 ) -> Booking:
-    """A family books a call. The same idempotency key returns the same booking."""
+    """A family books a call at ``establishment`` (the portal's; by default the
+    prisoner's). The same idempotency key returns the same booking."""
     existing = _existing_for_key(idempotency_key, lead)
     if existing is not None:
         return existing
@@ -311,6 +313,7 @@ def booking_create(
             dependant_ids=dependant_ids,
             aup_accepted=aup_accepted,
             idempotency_key=idempotency_key,
+            establishment=establishment,
             actor=actor,
             now=now or timezone.now(),
         )
@@ -331,11 +334,12 @@ def _booking_create(
     dependant_ids: Sequence[int],
     aup_accepted: bool,
     idempotency_key: str | None,
+    establishment: Establishment | None,
     actor: Actor,
     now: datetime,
 ) -> Booking:
     prisoner = Prisoner.objects.select_related("establishment").get(pk=connection.prisoner_id)
-    establishment = prisoner.establishment
+    establishment = establishment or prisoner.establishment
     check_establishment_live(establishment)
     check_lead_visitor(connection, lead)
     if establishment.request_mode == RequestMode.PRISONER:

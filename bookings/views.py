@@ -119,6 +119,7 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
                 dependant_ids=form.cleaned_data["dependants"],
                 aup_accepted=form.cleaned_data["aup"],
                 idempotency_key=form.cleaned_data["idempotency_key"],
+                establishment=establishment,
                 actor=request.user,
             )
             return redirect("bookings:detail", reference=booking.reference)

@@ -67,3 +67,39 @@ def world(frozen, establishment_x) -> World:  # type: ignore[no-untyped-def]
         profile=connection.visitor,
         connection=connection,
     )
+
+
+# Services whose emails are queued with transaction.on_commit. The test transaction never
+# commits, so each call runs its on-commit callbacks when it returns (a refusal rolls
+# its savepoint back first, so nothing is sent for it, as in production).
+TOP_LEVEL_SERVICES = [
+    "booking_create",
+    "booking_cancel_by_family",
+    "booking_request_create",
+    "booking_request_accept",
+    "booking_request_decline",
+    "booking_requests_lapse",
+    "booking_cancel_by_staff",
+    "booking_move",
+    "blocked_date_add",
+    "booking_reminders_send",
+]
+
+
+@pytest.fixture(autouse=True)
+def _emails_after_each_service(request, monkeypatch):  # type: ignore[no-untyped-def]
+    if "transactional_db" in request.fixturenames or "live_server_url" in request.fixturenames:
+        return  # real commits run the callbacks themselves
+    if not request.node.get_closest_marker("django_db") and "db" not in request.fixturenames:
+        return
+    from bookings import services
+
+    capture = request.getfixturevalue("django_capture_on_commit_callbacks")
+    for name in TOP_LEVEL_SERVICES:
+        original = getattr(services, name)
+
+        def wrapped(*args, __original=original, **kwargs):  # type: ignore[no-untyped-def]
+            with capture(execute=True):
+                return __original(*args, **kwargs)
+
+        monkeypatch.setattr(services, name, wrapped)
