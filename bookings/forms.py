@@ -25,8 +25,8 @@ class SlotField(forms.CharField):
         kwargs.setdefault("max_length", 40)
         super().__init__(**kwargs)  # type: ignore[arg-type]
 
-    def to_python(self, value: object) -> datetime | None:  # type: ignore[override]
-        text = super().to_python(value)
+    def clean(self, value: object) -> datetime | None:  # type: ignore[override]
+        text = super().clean(value)
         if not text:
             return None
         moment = parse_slot_key(text)
@@ -106,7 +106,7 @@ class BlockedDateForm(forms.Form):
 
 class PrisonerLookupForm(forms.Form):
     prison_number = forms.CharField(
-        max_length=7, min_length=7, label="Prison number", help_text="For example A1234BC."
+        max_length=7, label="Prison number", help_text="For example A1234BC."
     )
 
     def clean_prison_number(self) -> str:

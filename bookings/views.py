@@ -20,10 +20,15 @@ from establishments.models import Establishment, RequestMode
 from identity.models import Connection, VisitorProfile
 
 
-def _family_times(slots: list[selectors.Slot], local: selectors.LocalTime) -> dict[str, datetime]:
-    if local.zone is None:
-        return {}
-    return {slot.key: slot.starts_at.astimezone(local.zone) for slot in slots}
+def _in_zone(moment: datetime | None, local: selectors.LocalTime, fmt: str) -> str:
+    """Formatted here: templates would convert an aware datetime back to UK time."""
+    if moment is None or local.zone is None:
+        return ""
+    return moment.astimezone(local.zone).strftime(fmt)
+
+
+def _family_times(slots: list[selectors.Slot], local: selectors.LocalTime) -> dict[str, str]:
+    return {slot.key: _in_zone(slot.starts_at, local, "%a %H:%M") for slot in slots}
 
 
 def portal(request: HttpRequest, code: str) -> HttpResponse:
@@ -130,7 +135,7 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
     )
     local_start = timezone.localtime(starts_at, establishment.tz) if starts_at else None
     local = selectors.family_time_zone(profile, establishment)
-    family_start = starts_at.astimezone(local.zone) if starts_at and local.zone else None
+    family_start = _in_zone(starts_at, local, "%a %d %b %H:%M")
     chosen_visitors = set(request.POST.getlist("visitors")) if request.method == "POST" else set()
     chosen_dependants = (
         set(request.POST.getlist("dependants")) if request.method == "POST" else set()
@@ -215,7 +220,7 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
             "booking": booking,
             "local_start": timezone.localtime(booking.starts_at, tz),
             "local_end": timezone.localtime(booking.ends_at, tz),
-            "family_start": booking.starts_at.astimezone(local.zone) if local.zone else None,
+            "family_start": _in_zone(booking.starts_at, local, "%a %d %b %H:%M"),
             "local": local,
             "is_lead": booking.lead_visitor_id == profile.pk,
             "can_cancel": booking.status in ACTIVE_STATUSES

@@ -57,7 +57,7 @@ def world(frozen, establishment_x) -> World:  # type: ignore[no-untyped-def]
     connection = factories.ConnectionFactory(
         prisoner=prisoner,
         visitor=factories.VisitorProfileFactory(
-            user=factories.UserFactory(email="family.a@example.test"), legal_name="Jo Jones"
+            user=factories.UserFactory(email="jo.jones@example.test"), legal_name="Jo Jones"
         ),
     )
     return World(

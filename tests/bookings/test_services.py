@@ -50,7 +50,7 @@ def test_a_family_books_a_call_and_gets_an_email_with_a_valid_ics(world) -> None
     assert list(booking.visitors.values_list("profile", flat=True)) == [world.profile.pk]
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
-    assert message.to == ["family.a@example.test"]
+    assert message.to == ["jo.jones@example.test"]
     assert "Wednesday 4 November 2026, 09:30 to 10:00" in message.body
     name, content, mimetype = message.attachments[0]
     assert name.endswith(".ics") and mimetype == "text/calendar"
