@@ -207,21 +207,29 @@ def check_party(
     return Party(lead=lead, others=others, dependants=dependants)
 
 
-def _reserve_terminal(
-    *,
-    establishment: Establishment,
-    prisoner: Prisoner,
-    slot: Slot,
-    exclude_booking_id: int | None = None,
-    prefer_terminal_id: int | None = None,
-) -> tuple[Terminal, date]:
-    """Under the lock: the prisoner is free, has allowance, and a terminal is free."""
+def _lock(establishment: Establishment, prisoner: Prisoner) -> list[int]:
+    """Lock the prisoner and the establishment's active terminals; their ids."""
     terminal_ids = list(
         Terminal.objects.filter(establishment=establishment, is_active=True)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
     lock_for_booking(prisoner_ids=[prisoner.pk], terminal_ids=terminal_ids)
+    return terminal_ids
+
+
+def _reserve_terminal(
+    *,
+    establishment: Establishment,
+    prisoner: Prisoner,
+    slot: Slot,
+    terminal_ids: list[int] | None = None,
+    exclude_booking_id: int | None = None,
+    prefer_terminal_id: int | None = None,
+) -> tuple[Terminal, date]:
+    """Under the lock: the prisoner is free, has allowance, and a terminal is free."""
+    if terminal_ids is None:
+        terminal_ids = _lock(establishment, prisoner)
 
     overlapping = Booking.objects.filter(
         status__in=ACTIVE_STATUSES, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
@@ -364,11 +372,14 @@ def _booking_create(
             RuleCode.AUP_NOT_ACCEPTED,
             "You need to accept the acceptable use policy before booking a call.",
         )
-    terminal, month = _reserve_terminal(establishment=establishment, prisoner=prisoner, slot=slot)
-    # A double click waited on the lock above: the first click's booking is now visible.
+    terminal_ids = _lock(establishment, prisoner)
+    # A double click waited on the lock: the first click's booking is now visible.
     existing = _existing_for_key(idempotency_key, lead)
     if existing is not None:
         return existing
+    terminal, month = _reserve_terminal(
+        establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=terminal_ids
+    )
     booking = Booking(
         establishment=establishment,
         prisoner=prisoner,

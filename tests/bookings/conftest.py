@@ -88,9 +88,14 @@ TOP_LEVEL_SERVICES = [
 
 @pytest.fixture(autouse=True)
 def _emails_after_each_service(request, monkeypatch):  # type: ignore[no-untyped-def]
-    if "transactional_db" in request.fixturenames or "live_server_url" in request.fixturenames:
+    marker = request.node.get_closest_marker("django_db")
+    if (
+        "transactional_db" in request.fixturenames
+        or "live_server_url" in request.fixturenames
+        or (marker is not None and marker.kwargs.get("transaction"))
+    ):
         return  # real commits run the callbacks themselves
-    if not request.node.get_closest_marker("django_db") and "db" not in request.fixturenames:
+    if marker is None and "db" not in request.fixturenames:
         return
     from bookings import services
 
