@@ -263,7 +263,8 @@ def _reserve_terminal(
             "Choose another time.",
         )
     chosen = prefer_terminal_id if prefer_terminal_id in free else free[0]
-    return Terminal.objects.get(pk=chosen), month
+    # No fetch needed: the id was just read and locked.
+    return Terminal(pk=chosen, establishment=establishment), month
 
 
 def _refusal_from_integrity_error(exc: IntegrityError) -> BookingRefused:
@@ -395,7 +396,7 @@ def _booking_create(
         aup_accepted_at=now,
         created_by=_user(actor),
     )
-    booking.full_clean(validate_constraints=False)
+    booking.full_clean(validate_unique=False, validate_constraints=False)
     booking.save()
     _add_party(booking, party)
     notifications.queue_booking_email(booking.pk, notifications.CONFIRMED)
@@ -485,7 +486,7 @@ def booking_request_create(
         request_expires_at=expires,
         created_by=_user(actor),
     )
-    booking.full_clean(validate_constraints=False)
+    booking.full_clean(validate_unique=False, validate_constraints=False)
     booking.save()
     BookingVisitor.objects.create(booking=booking, profile=lead)
     audit_record(
