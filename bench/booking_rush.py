@@ -47,8 +47,12 @@ def create_database(admin_url: str) -> None:
 
     parts = urlsplit(admin_url)
     with psycopg.connect(
-        host=parts.hostname, port=parts.port or 5432, user=parts.username,
-        password=parts.password, dbname=parts.path.lstrip("/") or "postgres", autocommit=True,
+        host=parts.hostname,
+        port=parts.port or 5432,
+        user=parts.username,
+        password=parts.password,
+        dbname=parts.path.lstrip("/") or "postgres",
+        autocommit=True,
     ) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
         if not exists:
@@ -66,7 +70,8 @@ def setup_django(database_url: str) -> None:
 
 def seed(families: int, slots: int, terminals: int) -> tuple[list[str], list[tuple[str, int]]]:
     """Fresh data; returns slot keys and (session cookie, connection id) per family."""
-    from datetime import date, time as dtime, timedelta
+    from datetime import date, timedelta
+    from datetime import time as dtime
 
     from django.contrib.auth.models import User
     from django.contrib.sessions.backends.db import SessionStore
@@ -77,7 +82,11 @@ def seed(families: int, slots: int, terminals: int) -> tuple[list[str], list[tup
     from bookings.models import Booking, BookingVisitor
     from bookings.selectors import slots_between
     from establishments.models import (
-        Establishment, Prisoner, RolloutStage, Terminal, VisitSession,
+        Establishment,
+        Prisoner,
+        RolloutStage,
+        Terminal,
+        VisitSession,
     )
     from identity.models import Connection, VisitorProfile
 
@@ -93,8 +102,12 @@ def seed(families: int, slots: int, terminals: int) -> tuple[list[str], list[tup
         cursor.execute("DELETE FROM django_session")
 
     establishment = Establishment.objects.create(
-        code=CODE, name="HMP Bench Rush", kind="male", rollout_stage=RolloutStage.LIVE,
-        max_days_ahead=28, min_notice_days=2,
+        code=CODE,
+        name="HMP Bench Rush",
+        kind="male",
+        rollout_stage=RolloutStage.LIVE,
+        max_days_ahead=28,
+        min_notice_days=2,
     )
     Terminal.objects.bulk_create(
         [Terminal(establishment=establishment, name=f"Laptop {n + 1}") for n in range(terminals)]
@@ -103,33 +116,58 @@ def seed(families: int, slots: int, terminals: int) -> tuple[list[str], list[tup
     step = establishment.slot_step_minutes
     end_minutes = 8 * 60 + (slots - 1) * step + establishment.call_minutes
     VisitSession.objects.create(
-        establishment=establishment, weekday=day.weekday(), start_time=dtime(8, 0),
-        end_time=dtime(end_minutes // 60, end_minutes % 60), valid_from=day, valid_to=day,
+        establishment=establishment,
+        weekday=day.weekday(),
+        start_time=dtime(8, 0),
+        end_time=dtime(end_minutes // 60, end_minutes % 60),
+        valid_from=day,
+        valid_to=day,
     )
     slot_keys = [s.key for s in slots_between(establishment, day, day)]
     assert len(slot_keys) == slots, slot_keys
 
     # About one prisoner in five has two families calling (a partner and a parent).
     prisoner_count = families - families // 5
-    prisoners = Prisoner.objects.bulk_create([
-        Prisoner(prison_number=f"B{n:04d}{chr(65 + n // 10000)}Z", first_name="Pat",
-                 last_name=f"Rush{n}", date_of_birth=date(1980, 1, 1), establishment=establishment)
-        for n in range(prisoner_count)
-    ])
-    users = User.objects.bulk_create([
-        User(username=f"rush{n}@bench.test", email=f"rush{n}@bench.test") for n in range(families)
-    ])
-    profiles = VisitorProfile.objects.bulk_create([
-        VisitorProfile(user=u, legal_name=f"Family {n}", date_of_birth=date(1985, 1, 1),
-                       phone="07700900000", country_of_residence="GB",
-                       verification_status="approved", biometric_consent=True)
-        for n, u in enumerate(users)
-    ])
-    connections_ = Connection.objects.bulk_create([
-        Connection(visitor=p, prisoner=prisoners[n % prisoner_count], relationship="partner",
-                   status="approved")
-        for n, p in enumerate(profiles)
-    ])
+    prisoners = Prisoner.objects.bulk_create(
+        [
+            Prisoner(
+                prison_number=f"B{n:04d}{chr(65 + n // 10000)}Z",
+                first_name="Pat",
+                last_name=f"Rush{n}",
+                date_of_birth=date(1980, 1, 1),
+                establishment=establishment,
+            )
+            for n in range(prisoner_count)
+        ]
+    )
+    users = User.objects.bulk_create(
+        [User(username=f"rush{n}@bench.test", email=f"rush{n}@bench.test") for n in range(families)]
+    )
+    profiles = VisitorProfile.objects.bulk_create(
+        [
+            VisitorProfile(
+                user=u,
+                legal_name=f"Family {n}",
+                date_of_birth=date(1985, 1, 1),
+                phone="07700900000",
+                country_of_residence="GB",
+                verification_status="approved",
+                biometric_consent=True,
+            )
+            for n, u in enumerate(users)
+        ]
+    )
+    connections_ = Connection.objects.bulk_create(
+        [
+            Connection(
+                visitor=p,
+                prisoner=prisoners[n % prisoner_count],
+                relationship="partner",
+                status="approved",
+            )
+            for n, p in enumerate(profiles)
+        ]
+    )
     sessions = []
     for user, conn in zip(users, connections_, strict=True):
         store = SessionStore()
@@ -149,7 +187,8 @@ def violations() -> dict[str, int]:
             """SELECT count(*) FROM bookings_booking a JOIN bookings_booking b
                ON a.terminal_id = b.terminal_id AND a.id < b.id
                AND a.starts_at < b.ends_at AND b.starts_at < a.ends_at
-               WHERE a.status IN ('requested','confirmed') AND b.status IN ('requested','confirmed')"""
+               WHERE a.status IN ('requested','confirmed')
+                 AND b.status IN ('requested','confirmed')"""
         )
         double_booked = cursor.fetchone()[0]
         cursor.execute(
@@ -173,9 +212,18 @@ def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
     }
     env.pop("REDIS_URL", None)
     process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port),
-         "purplevisits.asgi:application"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(ROOT / ".venv/bin/daphne"),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "purplevisits.asgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -201,8 +249,10 @@ class Client:
         self.conn = http.client.HTTPConnection(host, port, timeout=60)
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str, float]:
-        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
-                   "Host": f"{self.host}:{self.port}"}
+        headers = {
+            "Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items()),
+            "Host": f"{self.host}:{self.port}",
+        }
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
             headers["Referer"] = f"http://{self.host}:{self.port}{path}"
@@ -219,8 +269,12 @@ class Client:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", help="a running server on the bench database (else one is started)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--url", help="a running server on the bench database (else one is started)"
+    )
     parser.add_argument("--port", type=int, default=8120)
     parser.add_argument("--families", type=int, default=500)
     parser.add_argument("--slots", type=int, default=20)
@@ -239,8 +293,10 @@ def main() -> None:
     setup_django(database_url)
     t0 = time.perf_counter()
     slot_keys, families = seed(args.families, args.slots, args.terminals)
-    print(f"seeded {len(families)} families, {len(slot_keys)} slots x {args.terminals} terminals "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"seeded {len(families)} families, {len(slot_keys)} slots x {args.terminals} terminals "
+        f"in {time.perf_counter() - t0:.1f} s"
+    )
 
     server = None
     if args.url:
@@ -280,8 +336,15 @@ def main() -> None:
                             full.add(slot)
                         continue
                     break
-                body = urlencode({"csrfmiddlewaretoken": csrf.group(1), "connection": connection_id,
-                                  "slot": slot, "aup": "on", "idempotency_key": key.group(1)})
+                body = urlencode(
+                    {
+                        "csrfmiddlewaretoken": csrf.group(1),
+                        "connection": connection_id,
+                        "slot": slot,
+                        "aup": "on",
+                        "idempotency_key": key.group(1),
+                    }
+                )
                 status, text, elapsed = client.request("POST", book_path, body)
                 with lock:
                     latencies["POST"].append(elapsed)
@@ -314,8 +377,10 @@ def main() -> None:
 
     confirmed = Booking.objects.filter(establishment__code=CODE, status="confirmed").count()
     requests_made = len(latencies["GET"]) + len(latencies["POST"])
-    print(f"families: {len(families)}, concurrency: {args.concurrency}, "
-          f"places: {len(slot_keys) * args.terminals}")
+    print(
+        f"families: {len(families)}, concurrency: {args.concurrency}, "
+        f"places: {len(slot_keys) * args.terminals}"
+    )
     print(f"confirmed bookings: {confirmed}")
     print("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
     print("violations: " + ", ".join(f"{k}={v}" for k, v in violations().items()))
@@ -323,8 +388,10 @@ def main() -> None:
         if values:
             ordered = sorted(values)
             p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-            print(f"{method}: n={len(values)} p50={statistics.median(values) * 1000:.0f} ms "
-                  f"p95={p95 * 1000:.0f} ms")
+            print(
+                f"{method}: n={len(values)} p50={statistics.median(values) * 1000:.0f} ms "
+                f"p95={p95 * 1000:.0f} ms"
+            )
     print(f"requests: {requests_made} in {wall:.1f} s = {requests_made / wall:.0f} requests/s")
 
 

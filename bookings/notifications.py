@@ -57,7 +57,10 @@ def booking_ics(booking: Booking, *, now: datetime | None = None) -> bytes:
     event.add("dtend", booking.ends_at)
     # Moves and cancellations must replace what the calendar already holds.
     event.add("sequence", int((now or timezone.now()).timestamp()))
-    event.add("summary", f"Video call with {booking.prisoner.full_name} ({booking.prisoner.prison_number})")
+    event.add(
+        "summary",
+        f"Video call with {booking.prisoner.full_name} ({booking.prisoner.prison_number})",
+    )
     event.add(
         "description",
         "Join from your calls page up to 10 minutes before the start: "

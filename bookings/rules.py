@@ -5,7 +5,7 @@ A refusal names the rule and says what the family (or the visits admin) can do n
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 
 class RuleCode:
@@ -46,10 +46,7 @@ def day_label(day: date) -> str:
     return label if day.year == timezone.localdate().year else f"{label} {day.year}"
 
 
-def slot_label(moment_local: object) -> str:
-    from datetime import datetime
-
-    assert isinstance(moment_local, datetime)
+def slot_label(moment_local: datetime) -> str:
     return f"{moment_local:%A} {day_label(moment_local.date())} at {moment_local:%H:%M}"
 
 

@@ -181,7 +181,9 @@ def bookable_slots(establishment: Establishment, *, now: datetime | None = None)
     """Slots a family may book now: inside the window, not blocked, not in the past."""
     now = now or timezone.now()
     first_day, last_day = booking_window(establishment, now)
-    return [slot for slot in slots_between(establishment, first_day, last_day) if slot.starts_at > now]
+    return [
+        slot for slot in slots_between(establishment, first_day, last_day) if slot.starts_at > now
+    ]
 
 
 def find_slot(

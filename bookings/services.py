@@ -59,7 +59,7 @@ STAFF_CANCEL_REASONS = (
     CancelReason.PRISONER_MOVED,
     CancelReason.OTHER,
 )
-BLOCKED_DATE_CANCEL_REASON = {
+BLOCKED_DATE_CANCEL_REASON: dict[str, str] = {
     BlockedDateReason.LOCKDOWN: CancelReason.LOCKDOWN,
     BlockedDateReason.STAFF_SHORTAGE: CancelReason.STAFF_SHORTAGE,
     BlockedDateReason.NETWORK_WORK: CancelReason.TECHNICAL_FAULT,
@@ -83,9 +83,7 @@ def check_establishment_live(establishment: Establishment) -> None:
         )
 
 
-def check_prisoner_available(
-    prisoner: Prisoner, establishment: Establishment, day: date
-) -> None:
+def check_prisoner_available(prisoner: Prisoner, establishment: Establishment, day: date) -> None:
     number = prisoner.prison_number
     if prisoner.status != PrisonerStatus.ACTIVE or prisoner.establishment_id != establishment.pk:
         raise BookingRefused(
@@ -124,8 +122,7 @@ def check_slot(
     if BlockedDate.objects.filter(establishment=establishment, date=day).exists():
         raise BookingRefused(
             RuleCode.DATE_BLOCKED,
-            f"{establishment.name} is not offering calls on {day_label(day)}. "
-            "Choose another day.",
+            f"{establishment.name} is not offering calls on {day_label(day)}. Choose another day.",
         )
     slot = find_slot(establishment, starts_at)
     if slot is None:
@@ -710,7 +707,7 @@ def blocked_date_apply(
         action=AuditAction.BLOCKED_DATE_ADD,
         establishment=establishment,
         target=blocked_date,
-        reason=f"{blocked_date.get_reason_display()}{': ' + blocked_date.note if blocked_date.note else ''}",
+        reason=": ".join(filter(None, [blocked_date.get_reason_display(), blocked_date.note])),
         detail={
             "date": blocked_date.date.isoformat(),
             "cancelled": [str(b.reference) for b in cancelled],
@@ -745,6 +742,7 @@ def booking_reminders_send(*, now: datetime | None = None) -> dict[str, int]:
                 if claimed:
                     sent[label] += 1
                     notifications.queue_booking_email(
-                        pk, notifications.REMINDER_24H if label == "24h" else notifications.REMINDER_1H
+                        pk,
+                        notifications.REMINDER_24H if label == "24h" else notifications.REMINDER_1H,
                     )
     return sent

@@ -256,7 +256,9 @@ def request_new(request: HttpRequest, *, establishment: Establishment) -> HttpRe
                 .select_related("visitor")
                 .order_by("visitor__legal_name")
             )
-    choices = [(c.pk, f"{c.visitor.legal_name} ({c.get_relationship_display()})") for c in connections]
+    choices = [
+        (c.pk, f"{c.visitor.legal_name} ({c.get_relationship_display()})") for c in connections
+    ]
     form = PrisonerRequestForm(
         request.POST if request.method == "POST" else None,
         connections=choices,
@@ -265,9 +267,7 @@ def request_new(request: HttpRequest, *, establishment: Establishment) -> HttpRe
             "idempotency_key": new_idempotency_key(),
         },
     )
-    slots = (
-        [s for s in selectors.bookable_slots(establishment) if s.free > 0] if prisoner else []
-    )
+    slots = [s for s in selectors.bookable_slots(establishment) if s.free > 0] if prisoner else []
     refusal = None
     if request.method == "POST" and prisoner is not None and form.is_valid():
         connection = next(c for c in connections if c.pk == form.cleaned_data["connection"])

@@ -9,9 +9,7 @@ from bookings.models import Booking, BookingStatus
 from bookings.notifications import KINDS, REMINDER_1H, REMINDER_24H, build_booking_email
 
 
-@shared_task(
-    autoretry_for=(OSError,), retry_backoff=True, max_retries=5, acks_late=True
-)
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5, acks_late=True)
 def send_booking_email(booking_id: int, kind: str) -> bool:
     if kind not in KINDS:
         return False

@@ -38,9 +38,7 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
     context: dict[str, object] = {"establishment": establishment, "profile": profile}
     if not establishment.is_live:
         return render(request, "bookings/portal_closed.html", context)
-    connections = (
-        list(selectors.approved_connections(profile, establishment)) if profile else []
-    )
+    connections = list(selectors.approved_connections(profile, establishment)) if profile else []
     context["connections"] = connections
     if establishment.request_mode == RequestMode.PRISONER:
         return render(request, "bookings/portal_requests.html", context)
@@ -172,7 +170,9 @@ def my_bookings(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     bookings = list(selectors.bookings_for_visitor(profile))
     requests_ = [
-        b for b in bookings if b.status == BookingStatus.REQUESTED and b.lead_visitor_id == profile.pk
+        b
+        for b in bookings
+        if b.status == BookingStatus.REQUESTED and b.lead_visitor_id == profile.pk
     ]
     upcoming = sorted(
         (b for b in bookings if b.status == BookingStatus.CONFIRMED and b.ends_at > now),
@@ -199,9 +199,7 @@ def _visible_booking(request: HttpRequest, reference: str) -> tuple[Booking, Vis
     profile = selectors.visitor_profile_for(request.user)
     if profile is None:
         raise Http404("No such booking.")
-    booking = (
-        selectors.bookings_for_visitor(profile).filter(reference=reference).first()
-    )
+    booking = selectors.bookings_for_visitor(profile).filter(reference=reference).first()
     if booking is None:
         raise Http404("No such booking.")
     return booking, profile
@@ -279,7 +277,9 @@ def respond(request: HttpRequest, reference: str) -> HttpResponse:
         try:
             if request.POST.get("answer") == "decline":
                 services.booking_request_decline(booking=booking, lead=profile)
-                messages.success(request, "You declined the call. The person in prison will be told.")
+                messages.success(
+                    request, "You declined the call. The person in prison will be told."
+                )
                 return redirect("bookings:my_bookings")
             if form.is_valid():
                 booking = services.booking_request_accept(

@@ -48,7 +48,10 @@ def world(frozen, establishment_x) -> World:  # type: ignore[no-untyped-def]
     establishment = establishment_x
     for weekday in range(7):
         factories.VisitSessionFactory(
-            establishment=establishment, weekday=weekday, start_time=time(9, 30), end_time=time(11, 45)
+            establishment=establishment,
+            weekday=weekday,
+            start_time=time(9, 30),
+            end_time=time(11, 45),
         )
     terminals = [
         factories.TerminalFactory(establishment=establishment, name=f"Laptop {n}") for n in (1, 2)

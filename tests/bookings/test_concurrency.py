@@ -66,7 +66,11 @@ def run_together(attempts: list) -> Counter[str]:  # type: ignore[type-arg]
 def families(world, count: int, *, same_prisoner: bool):  # type: ignore[no-untyped-def]
     result = []
     for _ in range(count):
-        prisoner = world.prisoner if same_prisoner else factories.PrisonerFactory(establishment=world.establishment)
+        prisoner = (
+            world.prisoner
+            if same_prisoner
+            else factories.PrisonerFactory(establishment=world.establishment)
+        )
         result.append(factories.ConnectionFactory(prisoner=prisoner))
     return result
 
@@ -81,7 +85,9 @@ def test_many_families_book_the_last_place_exactly_one_wins(world, slow_allowanc
     world.terminals[1].is_active = False
     world.terminals[1].save()
     starts_at = uk(date(2026, 11, 4), 9, 30)
-    outcome = run_together([booker(c, starts_at) for c in families(world, THREADS, same_prisoner=False)])
+    outcome = run_together(
+        [booker(c, starts_at) for c in families(world, THREADS, same_prisoner=False)]
+    )
     assert outcome["ok"] == 1
     assert outcome["SLOT_FULL"] == THREADS - 1
     assert Booking.objects.filter(status=BookingStatus.CONFIRMED).count() == 1
@@ -95,33 +101,48 @@ def test_many_slots_for_one_prisoner_exactly_one_wins(world, slow_allowance_coun
     assert Booking.objects.filter(prisoner=world.prisoner).count() == 1
 
 
-def test_control_without_the_lock_the_allowance_is_oversold(world, slow_allowance_count, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_control_without_the_lock_the_allowance_is_oversold(
+    world, slow_allowance_count, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(services, "lock_for_booking", lambda **kwargs: None)
     slots = [uk(date(2026, 11, 4) + timedelta(days=n), 9, 30) for n in range(THREADS)]
     conns = families(world, THREADS, same_prisoner=True)
     outcome = run_together([booker(c, s) for c, s in zip(conns, slots, strict=True)])
-    booked = Booking.objects.filter(prisoner=world.prisoner, allowance_month=date(2026, 11, 1)).count()
+    booked = Booking.objects.filter(
+        prisoner=world.prisoner, allowance_month=date(2026, 11, 1)
+    ).count()
     # The race is real: more than the one call a month got through.
     assert outcome["ok"] == booked > 1
 
 
-def test_control_without_the_lock_the_database_still_stops_a_double_booked_terminal(world, slow_allowance_count, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_control_without_the_lock_the_database_still_stops_a_double_booked_terminal(
+    world, slow_allowance_count, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(services, "lock_for_booking", lambda **kwargs: None)
     world.terminals[1].is_active = False
     world.terminals[1].save()
     starts_at = uk(date(2026, 11, 4), 9, 30)
-    outcome = run_together([booker(c, starts_at) for c in families(world, THREADS, same_prisoner=False)])
+    outcome = run_together(
+        [booker(c, starts_at) for c in families(world, THREADS, same_prisoner=False)]
+    )
     assert outcome["ok"] == 1
-    assert Booking.objects.filter(terminal=world.terminals[0], status=BookingStatus.CONFIRMED).count() == 1
+    assert (
+        Booking.objects.filter(terminal=world.terminals[0], status=BookingStatus.CONFIRMED).count()
+        == 1
+    )
 
 
 def test_exclusion_constraint_stops_overlapping_calls_on_a_terminal(world) -> None:  # type: ignore[no-untyped-def]
     from django.db import IntegrityError, transaction
 
     factories.BookingFactory(
-        connection=world.connection, terminal=world.terminals[0], starts_at=uk(date(2026, 11, 4), 9, 30)
+        connection=world.connection,
+        terminal=world.terminals[0],
+        starts_at=uk(date(2026, 11, 4), 9, 30),
     )
-    other = factories.ConnectionFactory(prisoner=factories.PrisonerFactory(establishment=world.establishment))
+    other = factories.ConnectionFactory(
+        prisoner=factories.PrisonerFactory(establishment=world.establishment)
+    )
     with pytest.raises(IntegrityError, match="booking_terminal_no_overlap"), transaction.atomic():
         factories.BookingFactory(
             connection=other, terminal=world.terminals[0], starts_at=uk(date(2026, 11, 4), 9, 45)
@@ -135,8 +156,11 @@ def test_double_click_waits_for_the_lock_and_returns_the_same_booking(world) -> 
 
     def click() -> None:
         booking = services.booking_create(
-            connection=world.connection, lead=world.profile, starts_at=starts_at,
-            aup_accepted=True, idempotency_key=key,
+            connection=world.connection,
+            lead=world.profile,
+            starts_at=starts_at,
+            aup_accepted=True,
+            idempotency_key=key,
         )
         results.append(booking.pk)
 

@@ -75,7 +75,14 @@ def test_clock_changes_use_uk_wall_clock_time(establishment_x) -> None:  # type:
 def test_slot_keys_round_trip_and_reject_garbage() -> None:
     moment = datetime(2026, 11, 4, 9, 30, tzinfo=UTC)
     assert selectors.parse_slot_key(selectors.slot_key(moment)) == moment
-    for bad in ["", "tomorrow", "2026-11-04 09:30", "2026-13-04T09:30:00Z", "x" * 10_000, "2026-11-04T09:30:00Z'; DROP"]:
+    for bad in [
+        "",
+        "tomorrow",
+        "2026-11-04 09:30",
+        "2026-13-04T09:30:00Z",
+        "x" * 10_000,
+        "2026-11-04T09:30:00Z'; DROP",
+    ]:
         assert selectors.parse_slot_key(bad) is None
 
 

@@ -101,7 +101,10 @@ def test_allowance_is_per_prisoner_whoever_books(world) -> None:  # type: ignore
     other = factories.ConnectionFactory(prisoner=world.prisoner)
     with pytest.raises(BookingRefused) as caught:
         services.booking_create(
-            connection=other, lead=other.visitor, starts_at=uk(date(2026, 11, 9), 9, 30), aup_accepted=True
+            connection=other,
+            lead=other.visitor,
+            starts_at=uk(date(2026, 11, 9), 9, 30),
+            aup_accepted=True,
         )
     assert caught.value.code == "NO_ALLOWANCE"
 
@@ -189,7 +192,9 @@ def test_companions_must_be_approved_for_this_prisoner(world) -> None:  # type: 
     refused("VISITOR_NOT_APPROVED", world, profile_ids=[unapproved.pk])
     unconnected = factories.VisitorProfileFactory()
     refused("VISITOR_NOT_APPROVED", world, profile_ids=[unconnected.pk])
-    pending_child = factories.DependantFactory(lead_visitor=world.profile, status=ReviewStatus.PENDING)
+    pending_child = factories.DependantFactory(
+        lead_visitor=world.profile, status=ReviewStatus.PENDING
+    )
     refused("VISITOR_NOT_APPROVED", world, dependant_ids=[pending_child.pk])
     someone_elses_child = factories.DependantFactory()
     refused("VISITOR_NOT_APPROVED", world, dependant_ids=[someone_elses_child.pk])
@@ -336,9 +341,13 @@ def test_only_the_requested_visitor_answers(requested) -> None:  # type: ignore[
 def test_staff_cancel_with_reason_is_audited_and_emailed(world, people) -> None:  # type: ignore[no-untyped-def]
     booking = book(world)
     with pytest.raises(Exception, match="reason"):
-        services.booking_cancel_by_staff(booking=booking, actor=people.visits_admin_x, reason="family")
+        services.booking_cancel_by_staff(
+            booking=booking, actor=people.visits_admin_x, reason="family"
+        )
     with pytest.raises(Exception, match="Say why"):
-        services.booking_cancel_by_staff(booking=booking, actor=people.visits_admin_x, reason="other")
+        services.booking_cancel_by_staff(
+            booking=booking, actor=people.visits_admin_x, reason="other"
+        )
     services.booking_cancel_by_staff(
         booking=booking, actor=people.visits_admin_x, reason="technical_fault", note="Laptop broken"
     )
@@ -354,11 +363,15 @@ def test_staff_cancel_with_reason_is_audited_and_emailed(world, people) -> None:
 
 def test_staff_move_a_call(world, people) -> None:  # type: ignore[no-untyped-def]
     booking = book(world)
-    services.booking_move(booking=booking, starts_at=uk(date(2026, 11, 10), 11, 0), actor=people.visits_admin_x)
+    services.booking_move(
+        booking=booking, starts_at=uk(date(2026, 11, 10), 11, 0), actor=people.visits_admin_x
+    )
     booking.refresh_from_db()
     assert booking.starts_at == uk(date(2026, 11, 10), 11, 0)
     assert booking.ends_at == uk(date(2026, 11, 10), 11, 30)
-    assert AuditEntry.objects.get(action=AuditAction.BOOKING_MOVE).detail["reference"] == str(booking.reference)
+    assert AuditEntry.objects.get(action=AuditAction.BOOKING_MOVE).detail["reference"] == str(
+        booking.reference
+    )
     assert "has moved" in mail.outbox[-1].subject
     # Into another month: the allowance there counts.
     services.booking_move(booking=booking, starts_at=uk(date(2026, 11, 30), 9, 30), actor=None)
@@ -394,12 +407,18 @@ def test_blocked_date_cancels_calls_returns_allowance_and_tells_families(world, 
     )
     mail.outbox.clear()
     blocked, cancelled = services.blocked_date_add(
-        establishment=world.establishment, day=WED, reason="lockdown", note="Whole prison", actor=people.visits_admin_x
+        establishment=world.establishment,
+        day=WED,
+        reason="lockdown",
+        note="Whole prison",
+        actor=people.visits_admin_x,
     )
     assert [b.pk for b in cancelled] == [booking.pk]
     booking.refresh_from_db()
     other_day.refresh_from_db()
-    assert booking.status == BookingStatus.CANCELLED and booking.cancel_reason == CancelReason.LOCKDOWN
+    assert (
+        booking.status == BookingStatus.CANCELLED and booking.cancel_reason == CancelReason.LOCKDOWN
+    )
     assert other_day.status == BookingStatus.CONFIRMED
     assert len(mail.outbox) == 1 and "Lockdown – Whole prison" in mail.outbox[0].body
     entry = AuditEntry.objects.get(action=AuditAction.BLOCKED_DATE_ADD)

@@ -75,7 +75,10 @@ def test_portal_closed_and_requests_only(client, world) -> None:  # type: ignore
     world.establishment.rollout_stage = RolloutStage.LIVE
     world.establishment.request_mode = RequestMode.PRISONER
     world.establishment.save()
-    assert "the person in prison asks for video calls" in client.get(portal_url(world)).content.decode()
+    assert (
+        "the person in prison asks for video calls"
+        in client.get(portal_url(world)).content.decode()
+    )
     assert client.get("/visits/no-such-prison/").status_code == 404
 
 
@@ -120,7 +123,9 @@ def test_booking_through_the_pages(client, world) -> None:  # type: ignore[no-un
         ({"connection": "<script>"}, "VISITOR_NOT_APPROVED"),
     ],
 )
-def test_tampered_posts_are_refused_with_the_rule_and_write_nothing(client, world, overrides, code) -> None:  # type: ignore[no-untyped-def]
+def test_tampered_posts_are_refused_with_the_rule_and_write_nothing(
+    client, world, overrides, code
+) -> None:  # type: ignore[no-untyped-def]
     client.force_login(world.user)
     response = post_booking(client, world, **overrides)
     assert response.status_code == 400
@@ -158,8 +163,12 @@ def test_bad_idempotency_key_is_a_form_error(client, world) -> None:  # type: ig
     assert Booking.objects.count() == 0
 
 
-def test_family_cancels_from_the_pages_and_others_cannot_see_the_call(client, world, people) -> None:  # type: ignore[no-untyped-def]
-    booking = factories.BookingFactory(connection=world.connection, terminal=world.terminals[0], starts_at=uk(WED, 9, 30))
+def test_family_cancels_from_the_pages_and_others_cannot_see_the_call(
+    client, world, people
+) -> None:  # type: ignore[no-untyped-def]
+    booking = factories.BookingFactory(
+        connection=world.connection, terminal=world.terminals[0], starts_at=uk(WED, 9, 30)
+    )
     stranger = factories.VisitorProfileFactory().user
     client.force_login(stranger)
     for name in ("detail", "cancel", "calendar", "respond"):
@@ -197,7 +206,9 @@ def test_family_answers_a_request_in_the_portal(client, world, people) -> None: 
 
 @pytest.fixture
 def booking(world):  # type: ignore[no-untyped-def]
-    return factories.BookingFactory(connection=world.connection, terminal=world.terminals[0], starts_at=uk(WED, 9, 30))
+    return factories.BookingFactory(
+        connection=world.connection, terminal=world.terminals[0], starts_at=uk(WED, 9, 30)
+    )
 
 
 def staff_urls(world, booking) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -215,12 +226,27 @@ def staff_urls(world, booking) -> dict[str, str]:  # type: ignore[no-untyped-def
 @pytest.mark.parametrize(
     ("who", "expected"),
     [
-        ("family_a", {"day": 403, "week": 403, "cancel": 403, "move": 403, "blocked": 403, "request": 403}),
+        (
+            "family_a",
+            {"day": 403, "week": 403, "cancel": 403, "move": 403, "blocked": 403, "request": 403},
+        ),
         # role_required answers 404 to staff without the role (they learn nothing).
-        ("officer_x", {"day": 200, "week": 200, "cancel": 404, "move": 404, "blocked": 404, "request": 404}),
-        ("visits_admin_x", {"day": 200, "week": 200, "cancel": 200, "move": 200, "blocked": 200, "request": 200}),
-        ("visits_admin_y", {"day": 404, "week": 404, "cancel": 404, "move": 404, "blocked": 404, "request": 404}),
-        ("hq", {"day": 404, "week": 404, "cancel": 404, "move": 404, "blocked": 404, "request": 404}),
+        (
+            "officer_x",
+            {"day": 200, "week": 200, "cancel": 404, "move": 404, "blocked": 404, "request": 404},
+        ),
+        (
+            "visits_admin_x",
+            {"day": 200, "week": 200, "cancel": 200, "move": 200, "blocked": 200, "request": 200},
+        ),
+        (
+            "visits_admin_y",
+            {"day": 404, "week": 404, "cancel": 404, "move": 404, "blocked": 404, "request": 404},
+        ),
+        (
+            "hq",
+            {"day": 404, "week": 404, "cancel": 404, "move": 404, "blocked": 404, "request": 404},
+        ),
     ],
 )
 def test_staff_page_permissions(client, world, people, booking, who, expected) -> None:  # type: ignore[no-untyped-def]
@@ -240,22 +266,28 @@ def test_officer_sees_the_day_read_only(client, world, people, booking) -> None:
     content = client.get(staff_urls(world, booking)["day"]).content.decode()
     assert "A1234BC" in content and "Laptop 1" in content
     assert "Cancel</a>" not in content
-    assert client.post(staff_urls(world, booking)["cancel"], {"reason": "lockdown"}).status_code == 404
+    assert (
+        client.post(staff_urls(world, booking)["cancel"], {"reason": "lockdown"}).status_code == 404
+    )
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CONFIRMED
 
 
-def test_day_sheet_query_count(client, world, people, booking, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_day_sheet_query_count(
+    client, world, people, booking, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
     for n in range(5):
         factories.BookingFactory(
-            connection=factories.ConnectionFactory(prisoner=factories.PrisonerFactory(establishment=world.establishment)),
+            connection=factories.ConnectionFactory(
+                prisoner=factories.PrisonerFactory(establishment=world.establishment)
+            ),
             terminal=world.terminals[1],
             starts_at=uk(date(2026, 11, 4 + n), 10, 15),
         )
     client.force_login(people.visits_admin_x)
     with django_assert_max_num_queries(12):
         response = client.get(staff_urls(world, booking)["day"])
-    assert response.status_code == 200 and 'data-print' in response.content.decode()
+    assert response.status_code == 200 and "data-print" in response.content.decode()
 
 
 def test_visits_admin_cancels_with_a_reason(client, world, people, booking) -> None:  # type: ignore[no-untyped-def]
@@ -270,7 +302,9 @@ def test_visits_admin_cancels_with_a_reason(client, world, people, booking) -> N
     assert response.status_code == 302
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CANCELLED and booking.cancel_reason == "staff_shortage"
-    assert AuditEntry.objects.filter(action=AuditAction.BOOKING_CANCEL, actor=people.visits_admin_x).exists()
+    assert AuditEntry.objects.filter(
+        action=AuditAction.BOOKING_CANCEL, actor=people.visits_admin_x
+    ).exists()
     assert client.post(url, {"reason": "other", "note": "y" * 301}).status_code == 400
 
 
@@ -302,11 +336,19 @@ def test_visits_admin_blocks_a_date(client, world, people, booking) -> None:  # 
 def test_visits_admin_enters_a_prisoner_request(client, world, people) -> None:  # type: ignore[no-untyped-def]
     client.force_login(people.visits_admin_x)
     url = reverse("bookings:staff_request", args=[world.establishment.code])
-    assert "No prisoner with that number" in client.get(url + "?prison_number=Z9999ZZ").content.decode()
+    assert (
+        "No prisoner with that number"
+        in client.get(url + "?prison_number=Z9999ZZ").content.decode()
+    )
     assert "letter, four digits" in client.get(url + "?prison_number=%3Cb%3E").content.decode()
     page = client.get(url + "?prison_number=a1234bc").content.decode()
     assert "Jo Jones" in page and SLOT in page
-    data = {"prison_number": "A1234BC", "connection": world.connection.pk, "slot": SLOT, "idempotency_key": KEY}
+    data = {
+        "prison_number": "A1234BC",
+        "connection": world.connection.pk,
+        "slot": SLOT,
+        "idempotency_key": KEY,
+    }
     assert client.post(url, {**data, "connection": "999"}).status_code == 400
     response = client.post(url, data)
     assert response.status_code == 302
@@ -320,7 +362,12 @@ def test_visits_admin_enters_a_prisoner_request(client, world, people) -> None: 
 def test_admin_blocked_date_goes_through_the_service(admin_client, world, booking) -> None:  # type: ignore[no-untyped-def]
     response = admin_client.post(
         reverse("admin:establishments_blockeddate_add"),
-        {"establishment": world.establishment.pk, "date": "2026-11-04", "reason": "network_work", "note": ""},
+        {
+            "establishment": world.establishment.pk,
+            "date": "2026-11-04",
+            "reason": "network_work",
+            "note": "",
+        },
     )
     assert response.status_code == 302
     booking.refresh_from_db()
