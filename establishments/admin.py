@@ -126,6 +126,15 @@ class EstablishmentAdmin(admin.ModelAdmin):
                 note="Created in admin",
             )
 
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:  # type: ignore[no-untyped-def]
+        super().save_formset(request, form, formset, change)
+        if formset.model is BlockedDate:
+            # A day blocked here cancels the calls on it, like the staff page does.
+            from bookings.services import blocked_date_apply
+
+            for blocked_date in formset.new_objects + [obj for obj, _ in formset.changed_objects]:
+                blocked_date_apply(blocked_date=blocked_date, actor=request.user)
+
     @admin.action(description="Move to the next rollout stage")
     def advance_rollout_stage(
         self, request: HttpRequest, queryset: QuerySet[Establishment]
@@ -187,6 +196,15 @@ class BlockedDateAdmin(admin.ModelAdmin):
     search_fields = ["establishment__name"]
     date_hierarchy = "date"
     autocomplete_fields = ["establishment"]
+
+    def save_model(self, request: HttpRequest, obj: BlockedDate, form, change: bool) -> None:  # type: ignore[no-untyped-def]
+        super().save_model(request, obj, form, change)
+        if not change or "date" in form.changed_data:
+            # Through the bookings service: the calls on that day are cancelled,
+            # the allowance returned and the families emailed.
+            from bookings.services import blocked_date_apply
+
+            blocked_date_apply(blocked_date=obj, actor=request.user)
 
 
 @admin.register(Prisoner)

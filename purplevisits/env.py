@@ -109,8 +109,10 @@ def parse_database_url(name: str, url: str, *, base_dir: str | os.PathLike[str])
             "HOST": parts.hostname or "",
             "PORT": str(port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
-            "CONN_HEALTH_CHECKS": True,
+            # Under ASGI every sync view runs in a worker thread; persistent connections
+            # would pile up one per thread and exhaust the server (measured in
+            # bench/booking_rush.py), so each request opens and closes its own.
+            "CONN_MAX_AGE": 0,
         }
     if scheme == "sqlite":
         path = unquote(parts.path)

@@ -100,10 +100,6 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": parse_database_url("DATABASE_URL", DATABASE_URL, base_dir=BASE_DIR)}
-    if TESTING:
-        # Connections opened by async tests' worker threads must not outlive the test,
-        # or the test database cannot be dropped at the end of the run.
-        DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES = {
         "default": {
@@ -297,3 +293,15 @@ LOGGING = {
 }
 
 SERVICE_NAME = "Purple Visits"
+
+# --- bookings ---
+# Links in booking emails (sent by workers, outside any request).
+BOOKINGS_SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+CELERY_BEAT_SCHEDULE["bookings-send-reminders"] = {
+    "task": "bookings.tasks.send_booking_reminders",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["bookings-lapse-requests"] = {
+    "task": "bookings.tasks.lapse_booking_requests",
+    "schedule": 300.0,
+}

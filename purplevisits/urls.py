@@ -9,6 +9,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("monitoring.urls")),
     path("", include("establishments.urls")),
+    path("", include("bookings.urls")),
 ]
 
 handler400 = "purplevisits.errors.bad_request"

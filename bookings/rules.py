@@ -1,0 +1,54 @@
+"""The booking rules of DOMAIN.md: each refusal has a code and a plain message.
+
+A refusal names the rule and says what the family (or the visits admin) can do next.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+
+class RuleCode:
+    ESTABLISHMENT_NOT_LIVE = "ESTABLISHMENT_NOT_LIVE"
+    PRISONER_UNAVAILABLE = "PRISONER_UNAVAILABLE"
+    NO_ALLOWANCE = "NO_ALLOWANCE"
+    OUTSIDE_WINDOW = "OUTSIDE_WINDOW"
+    DATE_BLOCKED = "DATE_BLOCKED"
+    SLOT_FULL = "SLOT_FULL"
+    VISITOR_NOT_APPROVED = "VISITOR_NOT_APPROVED"
+    TOO_MANY_VISITORS = "TOO_MANY_VISITORS"
+    NO_ADULT = "NO_ADULT"
+    ALREADY_BOOKED = "ALREADY_BOOKED"
+    # Beyond the DOMAIN.md table: a time that is not one of the establishment's slots,
+    # a family booking where the prisoner asks for calls, a missing policy
+    # acceptance, a booking that can no longer change, and a lock that timed out.
+    SLOT_NOT_OFFERED = "SLOT_NOT_OFFERED"
+    REQUESTS_ONLY = "REQUESTS_ONLY"
+    AUP_NOT_ACCEPTED = "AUP_NOT_ACCEPTED"
+    NOT_CHANGEABLE = "NOT_CHANGEABLE"
+    BUSY = "BUSY"
+
+
+class BookingRefused(Exception):
+    """A booking (or a change to one) that the rules do not allow. Nothing was written."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def day_label(day: date) -> str:
+    """'1 December' (with the year when it is not this year's)."""
+    from django.utils import timezone
+
+    label = f"{day.day} {day:%B}"
+    return label if day.year == timezone.localdate().year else f"{label} {day.year}"
+
+
+def slot_label(moment_local: datetime) -> str:
+    return f"{moment_local:%A} {day_label(moment_local.date())} at {moment_local:%H:%M}"
+
+
+def next_month(day: date) -> date:
+    return date(day.year + (day.month == 12), day.month % 12 + 1, 1)

@@ -1,0 +1,325 @@
+"""Reads of the bookings app: the slots an establishment offers, and who booked what."""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from bookings.models import (
+    ACTIVE_STATUSES,
+    ALLOWANCE_STATUSES,
+    Booking,
+    BookingStatus,
+    BookingVisitor,
+)
+from bookings.timezones import time_zone_for_country
+from establishments.models import BlockedDate, Establishment, Terminal, VisitSession
+from identity.models import (
+    Connection,
+    ConnectionStatus,
+    Dependant,
+    ReviewStatus,
+    VerificationStatus,
+    VisitorProfile,
+)
+
+
+@dataclass
+class Slot:
+    starts_at: datetime  # aware, UTC
+    ends_at: datetime
+    local_start: datetime  # establishment time
+    local_end: datetime
+    capacity: int = 0
+    busy_terminal_ids: set[int] = field(default_factory=set)
+
+    @property
+    def free(self) -> int:
+        return max(self.capacity - len(self.busy_terminal_ids), 0)
+
+    @property
+    def key(self) -> str:
+        """The value a form carries: the UTC start, e.g. '2026-12-01T10:00:00Z'."""
+        return slot_key(self.starts_at)
+
+
+def slot_key(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_slot_key(value: str) -> datetime | None:
+    """A slot key back to an aware datetime; None for anything malformed."""
+    if not isinstance(value, str) or len(value) > 40:
+        return None
+    try:
+        moment = datetime.strptime(value.strip(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return moment
+
+
+def local_day_bounds(establishment: Establishment, day: date) -> tuple[datetime, datetime]:
+    """[midnight, next midnight) of ``day`` in the establishment's time, as aware datetimes."""
+    tz = establishment.tz
+    return (
+        datetime.combine(day, time.min, tzinfo=tz),
+        datetime.combine(day + timedelta(days=1), time.min, tzinfo=tz),
+    )
+
+
+def _wall_clock(day: date, minutes: int, tz: zoneinfo.ZoneInfo) -> datetime | None:
+    """A wall-clock time on ``day``; None if the clocks skip it (spring forward)."""
+    local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=tz)
+    round_trip = local.astimezone(UTC).astimezone(tz)
+    if round_trip.replace(tzinfo=None) != local.replace(tzinfo=None):
+        return None
+    return local
+
+
+def session_slots(
+    establishment: Establishment, sessions: list[VisitSession], day: date
+) -> list[tuple[datetime, datetime]]:
+    """(start, end) in establishment time of every slot the templates give on ``day``."""
+    tz = establishment.tz
+    starts: dict[datetime, datetime] = {}
+    for session in sessions:
+        if not session.applies_on(day):
+            continue
+        begin = session.start_time.hour * 60 + session.start_time.minute
+        finish = session.end_time.hour * 60 + session.end_time.minute
+        minute = begin
+        while minute + establishment.call_minutes <= finish:
+            local = _wall_clock(day, minute, tz)
+            if local is not None:
+                # Real elapsed time, so a slot across a clock change is still call_minutes.
+                end = (
+                    local.astimezone(UTC) + timedelta(minutes=establishment.call_minutes)
+                ).astimezone(tz)
+                starts.setdefault(local, end)
+            minute += establishment.slot_step_minutes
+    return sorted(starts.items())
+
+
+def booking_window(establishment: Establishment, now: datetime | None = None) -> tuple[date, date]:
+    """First and last local day on which a family may book (inclusive)."""
+    today = timezone.localtime(now or timezone.now(), establishment.tz).date()
+    return (
+        today + timedelta(days=establishment.min_notice_days),
+        today + timedelta(days=establishment.max_days_ahead),
+    )
+
+
+def slots_between(
+    establishment: Establishment,
+    first_day: date,
+    last_day: date,
+    *,
+    include_blocked: bool = False,
+    exclude_booking_id: int | None = None,
+) -> list[Slot]:
+    """Every slot of the visit sessions from ``first_day`` to ``last_day`` with its load.
+
+    Three queries whatever the range: sessions, blocked dates and terminals, bookings.
+    """
+    sessions = list(establishment.visit_sessions.all())
+    blocked = set(
+        BlockedDate.objects.filter(
+            establishment=establishment, date__gte=first_day, date__lte=last_day
+        ).values_list("date", flat=True)
+    )
+    terminal_ids = set(
+        Terminal.objects.filter(establishment=establishment, is_active=True).values_list(
+            "pk", flat=True
+        )
+    )
+    slots: list[Slot] = []
+    day = first_day
+    while day <= last_day:
+        if include_blocked or day not in blocked:
+            for local_start, local_end in session_slots(establishment, sessions, day):
+                slots.append(
+                    Slot(
+                        starts_at=local_start.astimezone(UTC),
+                        ends_at=local_end.astimezone(UTC),
+                        local_start=local_start,
+                        local_end=local_end,
+                        capacity=len(terminal_ids),
+                    )
+                )
+        day += timedelta(days=1)
+    if not slots:
+        return slots
+    bookings = Booking.objects.filter(
+        establishment=establishment,
+        status__in=ACTIVE_STATUSES,
+        starts_at__lt=slots[-1].ends_at,
+        ends_at__gt=slots[0].starts_at,
+        terminal_id__in=terminal_ids,
+    )
+    if exclude_booking_id is not None:
+        bookings = bookings.exclude(pk=exclude_booking_id)
+    by_day: dict[date, list[tuple[datetime, datetime, int]]] = defaultdict(list)
+    for starts_at, ends_at, terminal_id in bookings.values_list(
+        "starts_at", "ends_at", "terminal_id"
+    ):
+        by_day[timezone.localtime(starts_at, establishment.tz).date()].append(
+            (starts_at, ends_at, terminal_id)
+        )
+    for slot in slots:
+        for starts_at, ends_at, terminal_id in by_day.get(slot.local_start.date(), ()):
+            if starts_at < slot.ends_at and ends_at > slot.starts_at:
+                slot.busy_terminal_ids.add(terminal_id)
+    return slots
+
+
+def bookable_slots(establishment: Establishment, *, now: datetime | None = None) -> list[Slot]:
+    """Slots a family may book now: inside the window, not blocked, not in the past."""
+    now = now or timezone.now()
+    first_day, last_day = booking_window(establishment, now)
+    return [
+        slot for slot in slots_between(establishment, first_day, last_day) if slot.starts_at > now
+    ]
+
+
+def find_slot(
+    establishment: Establishment, starts_at: datetime, *, include_blocked: bool = False
+) -> Slot | None:
+    """The establishment's slot starting at ``starts_at`` (any day), or None."""
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    for slot in slots_between(establishment, day, day, include_blocked=include_blocked):
+        if slot.starts_at == starts_at:
+            return slot
+    return None
+
+
+def group_by_day(slots: list[Slot]) -> list[tuple[date, list[Slot]]]:
+    days: dict[date, list[Slot]] = defaultdict(list)
+    for slot in slots:
+        days[slot.local_start.date()].append(slot)
+    return sorted(days.items())
+
+
+# --- The family's side -----------------------------------------------------------------
+
+
+def visitor_profile_for(user: object) -> VisitorProfile | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return VisitorProfile.objects.filter(user=user.pk).first()  # type: ignore[attr-defined]
+
+
+def approved_connections(
+    profile: VisitorProfile, establishment: Establishment | None = None
+) -> QuerySet[Connection]:
+    connections = Connection.objects.filter(
+        visitor=profile, status=ConnectionStatus.APPROVED
+    ).select_related("prisoner", "prisoner__establishment")
+    if establishment is not None:
+        connections = connections.filter(prisoner__establishment=establishment)
+    return connections.order_by("prisoner__last_name", "prisoner__first_name")
+
+
+def companions_for(connection: Connection) -> tuple[list[VisitorProfile], list[Dependant]]:
+    """Who else the lead visitor may bring: other approved visitors of this prisoner and
+    the lead visitor's approved dependants."""
+    others = list(
+        VisitorProfile.objects.filter(
+            verification_status=VerificationStatus.APPROVED,
+            connections__prisoner=connection.prisoner_id,
+            connections__status=ConnectionStatus.APPROVED,
+        )
+        .exclude(pk=connection.visitor_id)
+        .distinct()
+        .order_by("legal_name")
+    )
+    dependants = list(
+        Dependant.objects.filter(
+            lead_visitor=connection.visitor_id, status=ReviewStatus.APPROVED
+        ).order_by("first_name", "last_name")
+    )
+    return others, dependants
+
+
+def bookings_for_visitor(profile: VisitorProfile) -> QuerySet[Booking]:
+    """Bookings the visitor leads or joins, newest first, with what the list shows."""
+    return (
+        Booking.objects.filter(Q(lead_visitor=profile) | Q(visitors__profile=profile))
+        .distinct()
+        .select_related("prisoner", "establishment", "terminal", "lead_visitor")
+        .prefetch_related(
+            Prefetch(
+                "visitors",
+                queryset=BookingVisitor.objects.select_related("profile", "dependant"),
+            )
+        )
+        .order_by("-starts_at")
+    )
+
+
+def allowance_used(prisoner_id: int, month: date, *, exclude_booking_id: int | None = None) -> int:
+    bookings = Booking.objects.filter(
+        prisoner_id=prisoner_id, allowance_month=month, status__in=ALLOWANCE_STATUSES
+    )
+    if exclude_booking_id is not None:
+        bookings = bookings.exclude(pk=exclude_booking_id)
+    return bookings.count()
+
+
+@dataclass(frozen=True)
+class LocalTime:
+    """A slot time in the family's own time zone, or why we cannot tell it."""
+
+    zone: zoneinfo.ZoneInfo | None
+    differs: bool
+    country: str
+
+
+def family_time_zone(profile: VisitorProfile | None, establishment: Establishment) -> LocalTime:
+    country = (profile.country_of_residence if profile else "GB").upper() or "GB"
+    if country == "GB":
+        return LocalTime(zone=None, differs=False, country=country)
+    zone = time_zone_for_country(country)
+    if zone is None:
+        return LocalTime(zone=None, differs=True, country=country)
+    # Countries on UK time all year (e.g. Ireland, Portugal) still get the column:
+    # families there reasonably want to see it confirmed.
+    return LocalTime(zone=zone, differs=True, country=country)
+
+
+# --- Staff side ------------------------------------------------------------------------
+
+
+def bookings_between(
+    establishment: Establishment, first_day: date, last_day: date
+) -> QuerySet[Booking]:
+    start, _ = local_day_bounds(establishment, first_day)
+    _, end = local_day_bounds(establishment, last_day)
+    return (
+        Booking.objects.filter(establishment=establishment, starts_at__gte=start, starts_at__lt=end)
+        .select_related("prisoner", "terminal", "lead_visitor", "lead_visitor__user")
+        .prefetch_related(
+            Prefetch(
+                "visitors",
+                queryset=BookingVisitor.objects.select_related("profile", "dependant"),
+            )
+        )
+        .order_by("starts_at", "terminal__name")
+    )
+
+
+def active_bookings_on(establishment: Establishment, day: date) -> QuerySet[Booking]:
+    start, end = local_day_bounds(establishment, day)
+    return Booking.objects.filter(
+        establishment=establishment,
+        status__in=ACTIVE_STATUSES,
+        starts_at__gte=start,
+        starts_at__lt=end,
+    )
+
+
+CANCELLABLE = (BookingStatus.REQUESTED, BookingStatus.CONFIRMED)

@@ -1,0 +1,748 @@
+"""Every write to the bookings app.
+
+A refusal raises ``BookingRefused(code, message)`` before anything is written (or inside
+the transaction, which then rolls back). The scarce things — a terminal for a slot and
+a prisoner's monthly allowance — are checked only after ``lock_for_booking`` has locked
+the prisoner and terminal rows, and the database constraints back the checks up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from bookings import notifications
+from bookings.locking import lock_for_booking
+from bookings.models import (
+    ACTIVE_STATUSES,
+    Booking,
+    BookingOrigin,
+    BookingStatus,
+    BookingVisitor,
+    CancelReason,
+)
+from bookings.rules import BookingRefused, RuleCode, day_label, next_month, slot_label
+from bookings.selectors import Slot, allowance_used, booking_window, find_slot
+from establishments.models import (
+    BlockedDate,
+    BlockedDateReason,
+    Establishment,
+    Prisoner,
+    PrisonerStatus,
+    RequestMode,
+    Terminal,
+)
+from identity.models import (
+    Connection,
+    ConnectionStatus,
+    Dependant,
+    ReviewStatus,
+    VerificationStatus,
+    VisitorProfile,
+)
+from monitoring.models import AuditAction
+from monitoring.services import audit_record
+
+Actor = User | AnonymousUser | None
+
+# Reasons a visits admin gives; the others are set by the system or the family.
+STAFF_CANCEL_REASONS = (
+    CancelReason.LOCKDOWN,
+    CancelReason.STAFF_SHORTAGE,
+    CancelReason.TECHNICAL_FAULT,
+    CancelReason.PRISONER_MOVED,
+    CancelReason.OTHER,
+)
+BLOCKED_DATE_CANCEL_REASON: dict[str, str] = {
+    BlockedDateReason.LOCKDOWN: CancelReason.LOCKDOWN,
+    BlockedDateReason.STAFF_SHORTAGE: CancelReason.STAFF_SHORTAGE,
+    BlockedDateReason.NETWORK_WORK: CancelReason.TECHNICAL_FAULT,
+    BlockedDateReason.OTHER: CancelReason.OTHER,
+}
+
+
+def _user(actor: Actor) -> User | None:
+    return actor if isinstance(actor, User) else None
+
+
+# --- The rules, one check each ---------------------------------------------------------
+
+
+def check_establishment_live(establishment: Establishment) -> None:
+    if not establishment.is_live:
+        raise BookingRefused(
+            RuleCode.ESTABLISHMENT_NOT_LIVE,
+            f"{establishment.name} is not taking video call bookings yet. "
+            "Its booking page will open when video calls start there.",
+        )
+
+
+def check_prisoner_available(prisoner: Prisoner, establishment: Establishment, day: date) -> None:
+    number = prisoner.prison_number
+    if prisoner.status != PrisonerStatus.ACTIVE or prisoner.establishment_id != establishment.pk:
+        raise BookingRefused(
+            RuleCode.PRISONER_UNAVAILABLE,
+            f"Calls with {number} cannot be booked at {establishment.name}: they are not "
+            "held there at the moment. If they have moved, ask to connect to them at their "
+            "new prison.",
+        )
+    restricted = prisoner.video_calls_restricted_until
+    if restricted is not None and day <= restricted:
+        raise BookingRefused(
+            RuleCode.PRISONER_UNAVAILABLE,
+            f"{number} cannot have video calls until {day_label(restricted + timedelta(days=1))}. "
+            "Choose a day from then.",
+        )
+
+
+def check_slot(
+    establishment: Establishment,
+    starts_at: datetime,
+    *,
+    now: datetime,
+    enforce_notice: bool = True,
+) -> Slot:
+    """The offered slot at ``starts_at``: in the window, not blocked, one of the sessions."""
+    first_day, last_day = booking_window(establishment, now)
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    too_soon = day < first_day if enforce_notice else starts_at <= now
+    if starts_at <= now or too_soon or day > last_day:
+        raise BookingRefused(
+            RuleCode.OUTSIDE_WINDOW,
+            f"Calls can be booked from {day_label(first_day)} to {day_label(last_day)} "
+            f"({establishment.min_notice_days} to {establishment.max_days_ahead} days ahead). "
+            "Choose a time in that range.",
+        )
+    if BlockedDate.objects.filter(establishment=establishment, date=day).exists():
+        raise BookingRefused(
+            RuleCode.DATE_BLOCKED,
+            f"{establishment.name} is not offering calls on {day_label(day)}. Choose another day.",
+        )
+    slot = find_slot(establishment, starts_at)
+    if slot is None:
+        raise BookingRefused(
+            RuleCode.SLOT_NOT_OFFERED,
+            f"{establishment.name} does not offer a call at that time. "
+            "Choose one of the times on the booking page.",
+        )
+    return slot
+
+
+@dataclass(frozen=True)
+class Party:
+    lead: VisitorProfile
+    others: list[VisitorProfile]
+    dependants: list[Dependant]
+
+
+def check_lead_visitor(connection: Connection, lead: VisitorProfile) -> None:
+    if (
+        connection.visitor_id != lead.pk
+        or connection.status != ConnectionStatus.APPROVED
+        or lead.verification_status != VerificationStatus.APPROVED
+    ):
+        raise BookingRefused(
+            RuleCode.VISITOR_NOT_APPROVED,
+            "You need an approved identity and an approved connection to this person "
+            "before you can book. Check your account page for what is still needed.",
+        )
+
+
+def check_party(
+    *,
+    establishment: Establishment,
+    connection: Connection,
+    lead: VisitorProfile,
+    day: date,
+    profile_ids: Iterable[int],
+    dependant_ids: Iterable[int],
+) -> Party:
+    """Every visitor approved for this prisoner; the numbers and the adult rule."""
+    check_lead_visitor(connection, lead)
+    wanted_profiles = {int(pk) for pk in profile_ids} - {lead.pk}
+    wanted_dependants = {int(pk) for pk in dependant_ids}
+    others = list(
+        VisitorProfile.objects.filter(
+            pk__in=wanted_profiles,
+            verification_status=VerificationStatus.APPROVED,
+            connections__prisoner=connection.prisoner_id,
+            connections__status=ConnectionStatus.APPROVED,
+        ).distinct()
+    )
+    dependants = list(
+        Dependant.objects.filter(
+            pk__in=wanted_dependants, lead_visitor=lead, status=ReviewStatus.APPROVED
+        )
+    )
+    if len(others) != len(wanted_profiles) or len(dependants) != len(wanted_dependants):
+        raise BookingRefused(
+            RuleCode.VISITOR_NOT_APPROVED,
+            "Everyone on the call must be approved to call this person. Remove anyone "
+            "who is not approved yet, or wait until the prison approves them.",
+        )
+    people: list[VisitorProfile | Dependant] = [lead, *others, *dependants]
+    adults = sum(1 for person in people if person.age_on(day) >= establishment.adult_age)
+    if len(people) > establishment.max_visitors or adults > establishment.max_adults:
+        raise BookingRefused(
+            RuleCode.TOO_MANY_VISITORS,
+            f"At most {establishment.max_visitors} people can join a call, and at most "
+            f"{establishment.max_adults} of them aged {establishment.adult_age} or over. "
+            "Choose fewer people.",
+        )
+    if adults == 0:
+        raise BookingRefused(
+            RuleCode.NO_ADULT,
+            f"At least one person on the call must be aged {establishment.adult_age} or over "
+            "on the day. Add an adult who is approved for this call.",
+        )
+    return Party(lead=lead, others=others, dependants=dependants)
+
+
+def _lock(establishment: Establishment, prisoner: Prisoner) -> list[int]:
+    """Lock the prisoner and the establishment's active terminals; their ids."""
+    terminal_ids = list(
+        Terminal.objects.filter(establishment=establishment, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    lock_for_booking(prisoner_ids=[prisoner.pk], terminal_ids=terminal_ids)
+    return terminal_ids
+
+
+def _reserve_terminal(
+    *,
+    establishment: Establishment,
+    prisoner: Prisoner,
+    slot: Slot,
+    terminal_ids: list[int] | None = None,
+    exclude_booking_id: int | None = None,
+    prefer_terminal_id: int | None = None,
+) -> tuple[Terminal, date]:
+    """Under the lock: the prisoner is free, has allowance, and a terminal is free."""
+    if terminal_ids is None:
+        terminal_ids = _lock(establishment, prisoner)
+
+    overlapping = Booking.objects.filter(
+        status__in=ACTIVE_STATUSES, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
+    )
+    if exclude_booking_id is not None:
+        overlapping = overlapping.exclude(pk=exclude_booking_id)
+    if overlapping.filter(prisoner=prisoner).exists():
+        raise BookingRefused(
+            RuleCode.ALREADY_BOOKED,
+            f"{prisoner.prison_number} already has a call at {slot_label(slot.local_start)}. "
+            "Choose another time.",
+        )
+    month = slot.local_start.date().replace(day=1)
+    used = allowance_used(prisoner.pk, month, exclude_booking_id=exclude_booking_id)
+    if used >= establishment.calls_per_month:
+        calls = "call" if establishment.calls_per_month == 1 else "calls"
+        raise BookingRefused(
+            RuleCode.NO_ALLOWANCE,
+            f"{prisoner.prison_number} has already had or booked {establishment.calls_per_month} "
+            f"{calls} in {month:%B}. Your next call with {prisoner.prison_number} can be "
+            f"booked for any day from {day_label(next_month(month))}.",
+        )
+    busy = set(
+        overlapping.filter(terminal_id__in=terminal_ids).values_list("terminal_id", flat=True)
+    )
+    free = [pk for pk in terminal_ids if pk not in busy]
+    if not free:
+        raise BookingRefused(
+            RuleCode.SLOT_FULL,
+            f"Every call at {slot_label(slot.local_start)} has just been booked. "
+            "Choose another time.",
+        )
+    chosen = prefer_terminal_id if prefer_terminal_id in free else free[0]
+    # No fetch needed: the id was just read and locked.
+    return Terminal(pk=chosen, establishment=establishment), month
+
+
+def _refusal_from_integrity_error(exc: IntegrityError) -> BookingRefused:
+    text = str(exc)
+    if "prisoner" in text:
+        return BookingRefused(
+            RuleCode.ALREADY_BOOKED,
+            "This person already has a call at that time. Choose another time.",
+        )
+    return BookingRefused(
+        RuleCode.SLOT_FULL, "That time has just been booked by someone else. Choose another time."
+    )
+
+
+def _existing_for_key(key: str | None, lead: VisitorProfile) -> Booking | None:
+    if not key:
+        return None
+    existing = Booking.objects.filter(idempotency_key=key).first()
+    if existing is None:
+        return None
+    if existing.lead_visitor_id != lead.pk:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "This booking form has expired. Please start again."
+        )
+    return existing
+
+
+# --- Family bookings -------------------------------------------------------------------
+
+
+def booking_create(
+    *,
+    connection: Connection,
+    lead: VisitorProfile,
+    starts_at: datetime,
+    profile_ids: Sequence[int] = (),
+    dependant_ids: Sequence[int] = (),
+    aup_accepted: bool,
+    idempotency_key: str | None = None,
+    establishment: Establishment | None = None,
+    actor: Actor = None,
+    now: datetime | None = None,
+) -> Booking:
+    """A family books a call at ``establishment`` (the portal's; by default the
+    prisoner's). The same idempotency key returns the same booking."""
+    existing = _existing_for_key(idempotency_key, lead)
+    if existing is not None:
+        return existing
+    try:
+        return _booking_create(
+            connection=connection,
+            lead=lead,
+            starts_at=starts_at,
+            profile_ids=profile_ids,
+            dependant_ids=dependant_ids,
+            aup_accepted=aup_accepted,
+            idempotency_key=idempotency_key,
+            establishment=establishment,
+            actor=actor,
+            now=now or timezone.now(),
+        )
+    except IntegrityError as exc:
+        existing = _existing_for_key(idempotency_key, lead)
+        if existing is not None:
+            return existing
+        raise _refusal_from_integrity_error(exc) from exc
+
+
+@transaction.atomic
+def _booking_create(
+    *,
+    connection: Connection,
+    lead: VisitorProfile,
+    starts_at: datetime,
+    profile_ids: Sequence[int],
+    dependant_ids: Sequence[int],
+    aup_accepted: bool,
+    idempotency_key: str | None,
+    establishment: Establishment | None,
+    actor: Actor,
+    now: datetime,
+) -> Booking:
+    prisoner = Prisoner.objects.select_related("establishment").get(pk=connection.prisoner_id)
+    establishment = establishment or prisoner.establishment
+    check_establishment_live(establishment)
+    check_lead_visitor(connection, lead)
+    if establishment.request_mode == RequestMode.PRISONER:
+        raise BookingRefused(
+            RuleCode.REQUESTS_ONLY,
+            f"At {establishment.name} the person in prison asks for calls. When they do, "
+            "you will get an email and can accept the call on your calls page.",
+        )
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    check_prisoner_available(prisoner, establishment, day)
+    slot = check_slot(establishment, starts_at, now=now)
+    party = check_party(
+        establishment=establishment,
+        connection=connection,
+        lead=lead,
+        day=day,
+        profile_ids=profile_ids,
+        dependant_ids=dependant_ids,
+    )
+    if not aup_accepted:
+        raise BookingRefused(
+            RuleCode.AUP_NOT_ACCEPTED,
+            "You need to accept the acceptable use policy before booking a call.",
+        )
+    terminal_ids = _lock(establishment, prisoner)
+    # A double click waited on the lock: the first click's booking is now visible.
+    existing = _existing_for_key(idempotency_key, lead)
+    if existing is not None:
+        return existing
+    terminal, month = _reserve_terminal(
+        establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=terminal_ids
+    )
+    booking = Booking(
+        establishment=establishment,
+        prisoner=prisoner,
+        terminal=terminal,
+        lead_visitor=lead,
+        connection=connection,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        allowance_month=month,
+        status=BookingStatus.CONFIRMED,
+        origin=BookingOrigin.FAMILY,
+        idempotency_key=idempotency_key or None,
+        aup_accepted_at=now,
+        created_by=_user(actor),
+    )
+    booking.full_clean(validate_unique=False, validate_constraints=False)
+    booking.save()
+    _add_party(booking, party)
+    notifications.queue_booking_email(booking.pk, notifications.CONFIRMED)
+    return booking
+
+
+def _add_party(booking: Booking, party: Party) -> None:
+    BookingVisitor.objects.filter(booking=booking).delete()
+    BookingVisitor.objects.bulk_create(
+        [BookingVisitor(booking=booking, profile=party.lead)]
+        + [BookingVisitor(booking=booking, profile=p) for p in party.others]
+        + [BookingVisitor(booking=booking, dependant=d) for d in party.dependants]
+    )
+
+
+@transaction.atomic
+def booking_cancel_by_family(
+    *, booking: Booking, lead: VisitorProfile, now: datetime | None = None
+) -> Booking:
+    """The lead visitor cancels any time before the call starts; the allowance comes back."""
+    now = now or timezone.now()
+    if booking.lead_visitor_id != lead.pk:
+        raise BookingRefused(RuleCode.NOT_CHANGEABLE, "Only the person who booked can cancel.")
+    if booking.starts_at <= now:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "This call has already started, so it cannot be cancelled."
+        )
+    _cancel(booking, reason=CancelReason.FAMILY, note="", by=lead.user, now=now)
+    return booking
+
+
+def _cancel(booking: Booking, *, reason: str, note: str, by: User | None, now: datetime) -> None:
+    changed = Booking.objects.filter(pk=booking.pk, status__in=ACTIVE_STATUSES).update(
+        status=BookingStatus.CANCELLED,
+        cancelled_at=now,
+        cancelled_by=by,
+        cancel_reason=reason,
+        cancel_note=note[:300],
+    )
+    if not changed:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "This call has already been cancelled or has taken place."
+        )
+    booking.refresh_from_db()
+    notifications.queue_booking_email(booking.pk, notifications.CANCELLED)
+
+
+# --- Prisoner requests -------------------------------------------------------------------
+
+
+@transaction.atomic
+def booking_request_create(
+    *,
+    connection: Connection,
+    starts_at: datetime,
+    actor: Actor,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """A visits admin enters a prisoner's request for a call with one visitor."""
+    now = now or timezone.now()
+    lead = VisitorProfile.objects.get(pk=connection.visitor_id)
+    existing = _existing_for_key(idempotency_key, lead)
+    if existing is not None:
+        return existing
+    prisoner = Prisoner.objects.select_related("establishment").get(pk=connection.prisoner_id)
+    establishment = prisoner.establishment
+    check_establishment_live(establishment)
+    check_lead_visitor(connection, lead)
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    check_prisoner_available(prisoner, establishment, day)
+    slot = check_slot(establishment, starts_at, now=now)
+    terminal, month = _reserve_terminal(establishment=establishment, prisoner=prisoner, slot=slot)
+    expires = min(now + timedelta(hours=establishment.request_response_hours), slot.starts_at)
+    booking = Booking(
+        establishment=establishment,
+        prisoner=prisoner,
+        terminal=terminal,
+        lead_visitor=lead,
+        connection=connection,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        allowance_month=month,
+        status=BookingStatus.REQUESTED,
+        origin=BookingOrigin.PRISONER,
+        idempotency_key=idempotency_key or None,
+        request_expires_at=expires,
+        created_by=_user(actor),
+    )
+    booking.full_clean(validate_unique=False, validate_constraints=False)
+    booking.save()
+    BookingVisitor.objects.create(booking=booking, profile=lead)
+    audit_record(
+        actor=actor,
+        action=AuditAction.BOOKING_CREATE,
+        establishment=establishment,
+        target=booking,
+        detail={"reference": str(booking.reference), "starts_at": slot.key},
+    )
+    notifications.queue_booking_email(booking.pk, notifications.REQUESTED)
+    return booking
+
+
+@transaction.atomic
+def booking_request_accept(
+    *,
+    booking: Booking,
+    lead: VisitorProfile,
+    profile_ids: Sequence[int] = (),
+    dependant_ids: Sequence[int] = (),
+    aup_accepted: bool,
+    now: datetime | None = None,
+) -> Booking:
+    now = now or timezone.now()
+    booking = Booking.objects.select_related("establishment", "connection", "prisoner").get(
+        pk=booking.pk
+    )
+    _check_request_open(booking, lead, now)
+    establishment = booking.establishment
+    day = timezone.localtime(booking.starts_at, establishment.tz).date()
+    check_prisoner_available(booking.prisoner, establishment, day)
+    party = check_party(
+        establishment=establishment,
+        connection=booking.connection,
+        lead=lead,
+        day=day,
+        profile_ids=profile_ids,
+        dependant_ids=dependant_ids,
+    )
+    if not aup_accepted:
+        raise BookingRefused(
+            RuleCode.AUP_NOT_ACCEPTED,
+            "You need to accept the acceptable use policy before accepting the call.",
+        )
+    changed = Booking.objects.filter(
+        pk=booking.pk, status=BookingStatus.REQUESTED, request_expires_at__gt=now
+    ).update(status=BookingStatus.CONFIRMED, aup_accepted_at=now)
+    if not changed:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "This request has lapsed or has already been answered."
+        )
+    _add_party(booking, party)
+    booking.refresh_from_db()
+    notifications.queue_booking_email(booking.pk, notifications.CONFIRMED)
+    return booking
+
+
+@transaction.atomic
+def booking_request_decline(
+    *, booking: Booking, lead: VisitorProfile, now: datetime | None = None
+) -> Booking:
+    now = now or timezone.now()
+    _check_request_open(booking, lead, now)
+    _cancel(booking, reason=CancelReason.REQUEST_DECLINED, note="", by=lead.user, now=now)
+    return booking
+
+
+def _check_request_open(booking: Booking, lead: VisitorProfile, now: datetime) -> None:
+    if booking.lead_visitor_id != lead.pk:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "Only the person the call was requested with can answer it."
+        )
+    expires = booking.request_expires_at
+    if booking.status != BookingStatus.REQUESTED or expires is None or expires <= now:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "This request has lapsed or has already been answered."
+        )
+
+
+def booking_requests_lapse(*, now: datetime | None = None) -> int:
+    """Cancel requests nobody answered in time. Idempotent: a lapsed request stays lapsed."""
+    now = now or timezone.now()
+    lapsed = 0
+    due = Booking.objects.filter(
+        status=BookingStatus.REQUESTED, request_expires_at__lte=now
+    ).values_list("pk", flat=True)
+    for pk in list(due):
+        with transaction.atomic():
+            changed = Booking.objects.filter(
+                pk=pk, status=BookingStatus.REQUESTED, request_expires_at__lte=now
+            ).update(
+                status=BookingStatus.CANCELLED,
+                cancelled_at=now,
+                cancel_reason=CancelReason.REQUEST_LAPSED,
+            )
+            if changed:
+                lapsed += 1
+                notifications.queue_booking_email(pk, notifications.CANCELLED)
+    return lapsed
+
+
+# --- Staff actions ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def booking_cancel_by_staff(
+    *, booking: Booking, actor: Actor, reason: str, note: str = "", now: datetime | None = None
+) -> Booking:
+    now = now or timezone.now()
+    if reason not in STAFF_CANCEL_REASONS:
+        raise ValidationError({"reason": "Choose a reason for cancelling."})
+    if reason == CancelReason.OTHER and not note.strip():
+        raise ValidationError({"note": "Say why the call is cancelled."})
+    if booking.starts_at <= now:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE,
+            "This call has already started: end it from the monitoring page instead.",
+        )
+    _cancel(booking, reason=reason, note=note.strip(), by=_user(actor), now=now)
+    audit_record(
+        actor=actor,
+        action=AuditAction.BOOKING_CANCEL,
+        establishment=booking.establishment,
+        target=booking,
+        reason=f"{CancelReason(reason).label}{': ' + note.strip() if note.strip() else ''}",
+        detail={"reference": str(booking.reference)},
+    )
+    return booking
+
+
+@transaction.atomic
+def booking_move(
+    *, booking: Booking, starts_at: datetime, actor: Actor, now: datetime | None = None
+) -> Booking:
+    """Staff move a call to another offered slot (any future day in the window)."""
+    now = now or timezone.now()
+    booking = Booking.objects.select_related("establishment", "prisoner").get(pk=booking.pk)
+    if booking.status not in ACTIVE_STATUSES or booking.starts_at <= now:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, "Only a call that has not started yet can be moved."
+        )
+    establishment = booking.establishment
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    check_prisoner_available(booking.prisoner, establishment, day)
+    slot = check_slot(establishment, starts_at, now=now, enforce_notice=False)
+    if slot.starts_at == booking.starts_at:
+        raise BookingRefused(RuleCode.SLOT_NOT_OFFERED, "The call is already at that time.")
+    terminal, month = _reserve_terminal(
+        establishment=establishment,
+        prisoner=booking.prisoner,
+        slot=slot,
+        exclude_booking_id=booking.pk,
+        prefer_terminal_id=booking.terminal_id,
+    )
+    old = booking.starts_at
+    changed = Booking.objects.filter(pk=booking.pk, status__in=ACTIVE_STATUSES).update(
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        terminal=terminal,
+        allowance_month=month,
+        reminder_24h_sent_at=None,
+        reminder_1h_sent_at=None,
+    )
+    if not changed:
+        raise BookingRefused(RuleCode.NOT_CHANGEABLE, "This call has just been cancelled.")
+    booking.refresh_from_db()
+    audit_record(
+        actor=actor,
+        action=AuditAction.BOOKING_MOVE,
+        establishment=establishment,
+        target=booking,
+        detail={
+            "reference": str(booking.reference),
+            "from": old.isoformat(),
+            "to": slot.starts_at.isoformat(),
+        },
+    )
+    notifications.queue_booking_email(booking.pk, notifications.MOVED)
+    return booking
+
+
+@transaction.atomic
+def blocked_date_add(
+    *,
+    establishment: Establishment,
+    day: date,
+    reason: str,
+    note: str = "",
+    actor: Actor,
+) -> tuple[BlockedDate, list[Booking]]:
+    """Block a day: it offers no slots, and the calls already on it are cancelled."""
+    blocked = BlockedDate(establishment=establishment, date=day, reason=reason, note=note.strip())
+    blocked.full_clean()
+    blocked.save()
+    cancelled = blocked_date_apply(blocked_date=blocked, actor=actor)
+    return blocked, cancelled
+
+
+@transaction.atomic
+def blocked_date_apply(
+    *, blocked_date: BlockedDate, actor: Actor, now: datetime | None = None
+) -> list[Booking]:
+    """Cancel the active calls on a blocked day (allowance back, families told)."""
+    from bookings.selectors import active_bookings_on
+
+    now = now or timezone.now()
+    establishment = blocked_date.establishment
+    reason = BLOCKED_DATE_CANCEL_REASON.get(blocked_date.reason, CancelReason.OTHER)
+    note = blocked_date.note or blocked_date.get_reason_display()
+    cancelled: list[Booking] = []
+    for booking in active_bookings_on(establishment, blocked_date.date).order_by("pk"):
+        if booking.starts_at <= now:
+            continue  # already under way: ending it is for the monitoring page
+        try:
+            _cancel(booking, reason=reason, note=note, by=_user(actor), now=now)
+        except BookingRefused:
+            continue  # cancelled meanwhile
+        cancelled.append(booking)
+    audit_record(
+        actor=actor,
+        action=AuditAction.BLOCKED_DATE_ADD,
+        establishment=establishment,
+        target=blocked_date,
+        reason=": ".join(filter(None, [blocked_date.get_reason_display(), blocked_date.note])),
+        detail={
+            "date": blocked_date.date.isoformat(),
+            "cancelled": [str(b.reference) for b in cancelled],
+        },
+    )
+    return cancelled
+
+
+# --- Reminders -------------------------------------------------------------------------
+
+
+def booking_reminders_send(*, now: datetime | None = None) -> dict[str, int]:
+    """Queue the 24-hour and 1-hour reminders that are due. Each is sent once."""
+    now = now or timezone.now()
+    sent = {"24h": 0, "1h": 0}
+    plans = (
+        ("24h", "reminder_24h_sent_at", timedelta(hours=24), timedelta(hours=1)),
+        ("1h", "reminder_1h_sent_at", timedelta(hours=1), timedelta(0)),
+    )
+    for label, field_name, before, until in plans:
+        due = Booking.objects.filter(
+            status=BookingStatus.CONFIRMED,
+            starts_at__lte=now + before,
+            starts_at__gt=now + until,
+            **{f"{field_name}__isnull": True},
+        ).values_list("pk", flat=True)
+        for pk in list(due):
+            with transaction.atomic():
+                claimed = Booking.objects.filter(
+                    pk=pk, status=BookingStatus.CONFIRMED, **{f"{field_name}__isnull": True}
+                ).update(**{field_name: now})
+                if claimed:
+                    sent[label] += 1
+                    notifications.queue_booking_email(
+                        pk,
+                        notifications.REMINDER_24H if label == "24h" else notifications.REMINDER_1H,
+                    )
+    return sent

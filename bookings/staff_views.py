@@ -1,0 +1,302 @@
+"""Staff pages: the day and week per terminal, cancel, move, block dates, enter requests.
+
+Officers may look at the day and week lists (they run the calls) but change nothing;
+every change needs a visits admin at that establishment and is audited by the service.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from bookings import selectors, services
+from bookings.forms import (
+    BlockedDateForm,
+    MoveForm,
+    PrisonerLookupForm,
+    PrisonerRequestForm,
+    StaffCancelForm,
+    new_idempotency_key,
+)
+from bookings.models import ACTIVE_STATUSES, Booking
+from bookings.rules import BookingRefused
+from establishments.models import BlockedDate, Establishment, Prisoner, StaffRole, Terminal
+from establishments.permissions import role_required
+from establishments.selectors import has_role_at
+from identity.models import Connection, ConnectionStatus
+
+
+def _day_param(request: HttpRequest, establishment: Establishment, name: str) -> date:
+    today = timezone.localtime(timezone.now(), establishment.tz).date()
+    raw = request.GET.get(name, "")
+    try:
+        return date.fromisoformat(raw) if raw else today
+    except ValueError:
+        return today
+
+
+@role_required(StaffRole.OFFICER)
+def day(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
+    the_day = _day_param(request, establishment, "date")
+    bookings = list(selectors.bookings_between(establishment, the_day, the_day))
+    terminals = list(Terminal.objects.filter(establishment=establishment).order_by("name"))
+    by_terminal: dict[int, list[Booking]] = defaultdict(list)
+    for booking in bookings:
+        booking.local_start = timezone.localtime(booking.starts_at, establishment.tz)  # type: ignore[attr-defined]
+        booking.local_end = timezone.localtime(booking.ends_at, establishment.tz)  # type: ignore[attr-defined]
+        by_terminal[booking.terminal_id].append(booking)
+    blocked = BlockedDate.objects.filter(establishment=establishment, date=the_day).first()
+    return render(
+        request,
+        "bookings/staff/day.html",
+        {
+            "establishment": establishment,
+            "day": the_day,
+            "previous_day": the_day - timedelta(days=1),
+            "next_day": the_day + timedelta(days=1),
+            "columns": [(t, by_terminal.get(t.pk, [])) for t in terminals],
+            "blocked": blocked,
+            "can_manage": has_role_at(request.user, establishment, StaffRole.VISITS_ADMIN),
+            "now": timezone.now(),
+            "active_statuses": ACTIVE_STATUSES,
+        },
+    )
+
+
+@role_required(StaffRole.OFFICER)
+def week(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
+    start = _day_param(request, establishment, "start")
+    start -= timedelta(days=start.weekday())
+    days = [start + timedelta(days=n) for n in range(7)]
+    terminals = list(Terminal.objects.filter(establishment=establishment).order_by("name"))
+    cells: dict[tuple[int, date], list[Booking]] = defaultdict(list)
+    for booking in selectors.bookings_between(establishment, days[0], days[-1]):
+        if booking.status not in ACTIVE_STATUSES:
+            continue
+        local = timezone.localtime(booking.starts_at, establishment.tz)
+        booking.local_start = local  # type: ignore[attr-defined]
+        cells[(booking.terminal_id, local.date())].append(booking)
+    blocked = set(
+        BlockedDate.objects.filter(
+            establishment=establishment, date__gte=days[0], date__lte=days[-1]
+        ).values_list("date", flat=True)
+    )
+    rows = [(t, [(d, cells.get((t.pk, d), [])) for d in days]) for t in terminals]
+    return render(
+        request,
+        "bookings/staff/week.html",
+        {
+            "establishment": establishment,
+            "days": days,
+            "rows": rows,
+            "blocked": blocked,
+            "previous_week": days[0] - timedelta(days=7),
+            "next_week": days[0] + timedelta(days=7),
+        },
+    )
+
+
+def _booking_here(establishment: Establishment, reference: str) -> Booking:
+    return get_object_or_404(
+        Booking.objects.select_related("prisoner", "lead_visitor", "terminal", "establishment"),
+        reference=reference,
+        establishment=establishment,
+    )
+
+
+@role_required(StaffRole.VISITS_ADMIN)
+@require_http_methods(["GET", "POST"])
+def cancel(request: HttpRequest, reference: str, *, establishment: Establishment) -> HttpResponse:
+    booking = _booking_here(establishment, reference)
+    form = StaffCancelForm(request.POST or None)
+    refusal = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.booking_cancel_by_staff(
+                booking=booking,
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        except BookingRefused as exc:
+            refusal = exc
+        else:
+            messages.success(request, "The call is cancelled and the family has been told.")
+            return _back_to_day(establishment, booking)
+    return render(
+        request,
+        "bookings/staff/cancel.html",
+        {
+            "establishment": establishment,
+            "booking": booking,
+            "form": form,
+            "refusal": refusal,
+            "local_start": timezone.localtime(booking.starts_at, establishment.tz),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def _back_to_day(establishment: Establishment, booking: Booking) -> HttpResponse:
+    the_day = timezone.localtime(booking.starts_at, establishment.tz).date()
+    response = redirect("bookings:staff_day", code=establishment.code)
+    response["Location"] += f"?date={the_day.isoformat()}"
+    return response
+
+
+@role_required(StaffRole.VISITS_ADMIN)
+@require_http_methods(["GET", "POST"])
+def move(request: HttpRequest, reference: str, *, establishment: Establishment) -> HttpResponse:
+    booking = _booking_here(establishment, reference)
+    now = timezone.now()
+    today = timezone.localtime(now, establishment.tz).date()
+    _, last_day = selectors.booking_window(establishment, now)
+    slots = [
+        slot
+        for slot in selectors.slots_between(
+            establishment, today, last_day, exclude_booking_id=booking.pk
+        )
+        if slot.starts_at > now and slot.free > 0 and slot.starts_at != booking.starts_at
+    ]
+    form = MoveForm(request.POST or None)
+    refusal = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.booking_move(
+                booking=booking, starts_at=form.cleaned_data["slot"], actor=request.user
+            )
+        except BookingRefused as exc:
+            refusal = exc
+        else:
+            messages.success(request, "The call has moved and the family has been told.")
+            booking.refresh_from_db()
+            return _back_to_day(establishment, booking)
+    return render(
+        request,
+        "bookings/staff/move.html",
+        {
+            "establishment": establishment,
+            "booking": booking,
+            "form": form,
+            "refusal": refusal,
+            "slots": slots,
+            "local_start": timezone.localtime(booking.starts_at, establishment.tz),
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@role_required(StaffRole.VISITS_ADMIN)
+@require_http_methods(["GET", "POST"])
+def blocked_dates(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
+    form = BlockedDateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            _, cancelled = services.blocked_date_add(
+                establishment=establishment,
+                day=form.cleaned_data["date"],
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
+                actor=request.user,
+            )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            count = len(cancelled)
+            messages.success(
+                request,
+                f"{form.cleaned_data['date']:%d %B %Y} is blocked. "
+                + (
+                    f"{count} call{'s' if count != 1 else ''} cancelled and the families told."
+                    if count
+                    else "No calls were booked that day."
+                ),
+            )
+            return redirect("bookings:staff_blocked_dates", code=establishment.code)
+    today = timezone.localtime(timezone.now(), establishment.tz).date()
+    upcoming = BlockedDate.objects.filter(establishment=establishment, date__gte=today)
+    return render(
+        request,
+        "bookings/staff/blocked_dates.html",
+        {"establishment": establishment, "form": form, "blocked": upcoming},
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@role_required(StaffRole.VISITS_ADMIN)
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
+    """Enter a prisoner's request: prison number, then the visitor and a slot."""
+    data = request.POST if request.method == "POST" else request.GET
+    lookup = PrisonerLookupForm(data if "prison_number" in data else None)
+    prisoner = None
+    connections: list[Connection] = []
+    if lookup.is_valid():
+        prisoner = Prisoner.objects.filter(
+            prison_number=lookup.cleaned_data["prison_number"], establishment=establishment
+        ).first()
+        if prisoner is None:
+            lookup.add_error("prison_number", "No prisoner with that number is held here.")
+        else:
+            connections = list(
+                Connection.objects.filter(prisoner=prisoner, status=ConnectionStatus.APPROVED)
+                .select_related("visitor")
+                .order_by("visitor__legal_name")
+            )
+    choices = [
+        (c.pk, f"{c.visitor.legal_name} ({c.get_relationship_display()})") for c in connections
+    ]
+    form = PrisonerRequestForm(
+        request.POST if request.method == "POST" else None,
+        connections=choices,
+        initial={
+            "prison_number": prisoner.prison_number if prisoner else "",
+            "idempotency_key": new_idempotency_key(),
+        },
+    )
+    slots = [s for s in selectors.bookable_slots(establishment) if s.free > 0] if prisoner else []
+    refusal = None
+    if request.method == "POST" and prisoner is not None and form.is_valid():
+        connection = next(c for c in connections if c.pk == form.cleaned_data["connection"])
+        try:
+            booking = services.booking_request_create(
+                connection=connection,
+                starts_at=form.cleaned_data["slot"],
+                actor=request.user,
+                idempotency_key=form.cleaned_data["idempotency_key"],
+            )
+        except BookingRefused as exc:
+            refusal = exc
+        else:
+            messages.success(
+                request,
+                f"Request entered. {connection.visitor.legal_name} has been emailed and has "
+                f"{establishment.request_response_hours} hours to accept.",
+            )
+            return _back_to_day(establishment, booking)
+    return render(
+        request,
+        "bookings/staff/request_new.html",
+        {
+            "establishment": establishment,
+            "lookup": lookup,
+            "prisoner": prisoner,
+            "form": form,
+            "slots": slots,
+            "refusal": refusal,
+        },
+        status=400 if request.method == "POST" else 200,
+    )

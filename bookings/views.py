@@ -1,0 +1,310 @@
+"""The family's pages: an establishment's booking portal, booking, their calls."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from bookings import selectors, services
+from bookings.forms import AcceptRequestForm, BookingForm, new_idempotency_key
+from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
+from bookings.notifications import booking_ics
+from bookings.rules import BookingRefused, RuleCode
+from establishments.models import Establishment, RequestMode
+from identity.models import Connection, VisitorProfile
+
+
+def _in_zone(moment: datetime | None, local: selectors.LocalTime, fmt: str) -> str:
+    """Formatted here: templates would convert an aware datetime back to UK time."""
+    if moment is None or local.zone is None:
+        return ""
+    return moment.astimezone(local.zone).strftime(fmt)
+
+
+def _family_times(slots: list[selectors.Slot], local: selectors.LocalTime) -> dict[str, str]:
+    return {slot.key: _in_zone(slot.starts_at, local, "%a %H:%M") for slot in slots}
+
+
+def portal(request: HttpRequest, code: str) -> HttpResponse:
+    """An establishment's own booking page: free slots for the booking window."""
+    establishment = get_object_or_404(Establishment, code=code)
+    profile = selectors.visitor_profile_for(request.user)
+    context: dict[str, object] = {"establishment": establishment, "profile": profile}
+    if not establishment.is_live:
+        return render(request, "bookings/portal_closed.html", context)
+    connections = list(selectors.approved_connections(profile, establishment)) if profile else []
+    context["connections"] = connections
+    if establishment.request_mode == RequestMode.PRISONER:
+        return render(request, "bookings/portal_requests.html", context)
+    slots = [slot for slot in selectors.bookable_slots(establishment) if slot.free > 0]
+    local = selectors.family_time_zone(profile, establishment)
+    family_times = _family_times(slots, local)
+    days = [
+        (day, [(slot, family_times.get(slot.key)) for slot in day_slots])
+        for day, day_slots in selectors.group_by_day(slots)
+    ]
+    first_day, last_day = selectors.booking_window(establishment)
+    context.update(
+        days=days,
+        local=local,
+        first_day=first_day,
+        last_day=last_day,
+        can_book=bool(profile and profile.is_approved and connections),
+    )
+    return render(request, "bookings/portal.html", context)
+
+
+def _own_connection(
+    profile: VisitorProfile, establishment: Establishment, value: object
+) -> Connection:
+    """The family's own approved connection at this establishment, or a refusal."""
+    try:
+        pk = int(str(value))
+    except ValueError:
+        pk = 0
+    connection = (
+        selectors.approved_connections(profile, establishment).filter(pk=pk).first()
+        if pk > 0
+        else None
+    )
+    if connection is None:
+        raise BookingRefused(
+            RuleCode.VISITOR_NOT_APPROVED,
+            "You can only book calls with people you have an approved connection to at "
+            f"{establishment.name}.",
+        )
+    return connection
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def book(request: HttpRequest, code: str) -> HttpResponse:
+    """Step 2 of booking: who joins, the acceptable use policy, then confirm."""
+    establishment = get_object_or_404(Establishment, code=code)
+    profile = selectors.visitor_profile_for(request.user)
+    if profile is None:
+        messages.error(request, "Set up your account and prove who you are before booking.")
+        return redirect("bookings:my_bookings")
+    data = request.POST if request.method == "POST" else request.GET
+    form = BookingForm(
+        data if request.method == "POST" else None,
+        initial={
+            "connection": data.get("connection"),
+            "slot": data.get("slot"),
+            "idempotency_key": new_idempotency_key(),
+        },
+    )
+    refusal: BookingRefused | None = None
+    connection: Connection | None = None
+    starts_at = None
+    try:
+        connection = _own_connection(profile, establishment, data.get("connection", ""))
+        starts_at = selectors.parse_slot_key(str(data.get("slot", "")))
+        if starts_at is None:
+            raise BookingRefused(
+                RuleCode.SLOT_NOT_OFFERED, "Choose one of the times on the booking page."
+            )
+        if request.method == "GET":
+            services.check_establishment_live(establishment)
+            services.check_slot(establishment, starts_at, now=timezone.now())
+        elif form.is_valid():
+            booking = services.booking_create(
+                connection=connection,
+                lead=profile,
+                starts_at=form.cleaned_data["slot"],
+                profile_ids=form.cleaned_data["visitors"],
+                dependant_ids=form.cleaned_data["dependants"],
+                aup_accepted=form.cleaned_data["aup"],
+                idempotency_key=form.cleaned_data["idempotency_key"],
+                establishment=establishment,
+                actor=request.user,
+            )
+            return redirect("bookings:detail", reference=booking.reference)
+    except BookingRefused as exc:
+        refusal = exc
+    others, dependants = (
+        selectors.companions_for(connection) if connection is not None else ([], [])
+    )
+    local_start = timezone.localtime(starts_at, establishment.tz) if starts_at else None
+    local = selectors.family_time_zone(profile, establishment)
+    family_start = _in_zone(starts_at, local, "%a %d %b %H:%M")
+    chosen_visitors = set(request.POST.getlist("visitors")) if request.method == "POST" else set()
+    chosen_dependants = (
+        set(request.POST.getlist("dependants")) if request.method == "POST" else set()
+    )
+    status = 200 if refusal is None and not form.errors else 400
+    if refusal is not None and refusal.code in (RuleCode.SLOT_FULL, RuleCode.BUSY):
+        status = 409
+    return render(
+        request,
+        "bookings/book.html",
+        {
+            "establishment": establishment,
+            "form": form,
+            "refusal": refusal,
+            "connection": connection,
+            "others": others,
+            "dependants": dependants,
+            "chosen_visitors": chosen_visitors,
+            "chosen_dependants": chosen_dependants,
+            "local_start": local_start,
+            "family_start": family_start,
+            "local": local,
+            "profile": profile,
+        },
+        status=status,
+    )
+
+
+@login_required
+def my_bookings(request: HttpRequest) -> HttpResponse:
+    profile = selectors.visitor_profile_for(request.user)
+    if profile is None:
+        return render(request, "bookings/my_bookings.html", {"profile": None})
+    now = timezone.now()
+    bookings = list(selectors.bookings_for_visitor(profile))
+    requests_ = [
+        b
+        for b in bookings
+        if b.status == BookingStatus.REQUESTED and b.lead_visitor_id == profile.pk
+    ]
+    upcoming = sorted(
+        (b for b in bookings if b.status == BookingStatus.CONFIRMED and b.ends_at > now),
+        key=lambda b: b.starts_at,
+    )
+    past = [b for b in bookings if b not in requests_ and b not in upcoming]
+    connections = list(selectors.approved_connections(profile))
+    establishments = {c.prisoner.establishment for c in connections}
+    return render(
+        request,
+        "bookings/my_bookings.html",
+        {
+            "profile": profile,
+            "requests": requests_,
+            "upcoming": upcoming,
+            "past": past,
+            "establishments": sorted(establishments, key=lambda e: e.name),
+            "now": now,
+        },
+    )
+
+
+def _visible_booking(request: HttpRequest, reference: str) -> tuple[Booking, VisitorProfile]:
+    profile = selectors.visitor_profile_for(request.user)
+    if profile is None:
+        raise Http404("No such booking.")
+    booking = selectors.bookings_for_visitor(profile).filter(reference=reference).first()
+    if booking is None:
+        raise Http404("No such booking.")
+    return booking, profile
+
+
+@login_required
+def detail(request: HttpRequest, reference: str) -> HttpResponse:
+    booking, profile = _visible_booking(request, reference)
+    tz = booking.establishment.tz
+    local = selectors.family_time_zone(profile, booking.establishment)
+    now = timezone.now()
+    return render(
+        request,
+        "bookings/detail.html",
+        {
+            "booking": booking,
+            "local_start": timezone.localtime(booking.starts_at, tz),
+            "local_end": timezone.localtime(booking.ends_at, tz),
+            "family_start": _in_zone(booking.starts_at, local, "%a %d %b %H:%M"),
+            "local": local,
+            "is_lead": booking.lead_visitor_id == profile.pk,
+            "can_cancel": booking.status in ACTIVE_STATUSES
+            and booking.starts_at > now
+            and booking.lead_visitor_id == profile.pk,
+            "is_request": booking.status == BookingStatus.REQUESTED,
+        },
+    )
+
+
+@login_required
+def calendar_file(request: HttpRequest, reference: str) -> HttpResponse:
+    booking, _ = _visible_booking(request, reference)
+    response = HttpResponse(booking_ics(booking), content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="video-call.ics"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def cancel(request: HttpRequest, reference: str) -> HttpResponse:
+    booking, profile = _visible_booking(request, reference)
+    refusal = None
+    if request.method == "POST":
+        try:
+            services.booking_cancel_by_family(booking=booking, lead=profile)
+        except BookingRefused as exc:
+            refusal = exc
+        else:
+            messages.success(
+                request,
+                "Your call is cancelled. It does not count towards the monthly allowance, "
+                "so you can book another.",
+            )
+            return redirect("bookings:my_bookings")
+    return render(
+        request,
+        "bookings/cancel.html",
+        {
+            "booking": booking,
+            "refusal": refusal,
+            "local_start": timezone.localtime(booking.starts_at, booking.establishment.tz),
+        },
+        status=400 if refusal else 200,
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def respond(request: HttpRequest, reference: str) -> HttpResponse:
+    """Accept (with visitors and the policy) or decline a prisoner's request."""
+    booking, profile = _visible_booking(request, reference)
+    form = AcceptRequestForm(request.POST if request.method == "POST" else None)
+    refusal = None
+    if request.method == "POST":
+        try:
+            if request.POST.get("answer") == "decline":
+                services.booking_request_decline(booking=booking, lead=profile)
+                messages.success(
+                    request, "You declined the call. The person in prison will be told."
+                )
+                return redirect("bookings:my_bookings")
+            if form.is_valid():
+                booking = services.booking_request_accept(
+                    booking=booking,
+                    lead=profile,
+                    profile_ids=form.cleaned_data["visitors"],
+                    dependant_ids=form.cleaned_data["dependants"],
+                    aup_accepted=form.cleaned_data["aup"],
+                )
+                return redirect("bookings:detail", reference=booking.reference)
+        except BookingRefused as exc:
+            refusal = exc
+    others, dependants = selectors.companions_for(booking.connection)
+    return render(
+        request,
+        "bookings/respond.html",
+        {
+            "booking": booking,
+            "form": form,
+            "refusal": refusal,
+            "others": others,
+            "dependants": dependants,
+            "chosen_visitors": set(request.POST.getlist("visitors")),
+            "chosen_dependants": set(request.POST.getlist("dependants")),
+            "local_start": timezone.localtime(booking.starts_at, booking.establishment.tz),
+        },
+        status=400 if refusal or form.errors else 200,
+    )

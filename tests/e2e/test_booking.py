@@ -1,0 +1,60 @@
+"""A family books a call through the real pages in headless Chromium."""
+
+from __future__ import annotations
+
+from datetime import time, timedelta
+
+import pytest
+from django.utils import timezone
+
+from bookings.models import Booking, BookingStatus
+from tests import factories
+
+pytestmark = pytest.mark.e2e
+
+
+def test_family_books_a_call_in_chromium_at_phone_width(
+    live_server_url, launch_browser, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    establishment = factories.EstablishmentFactory(name="HMP Browserton", code="browserton")
+    for weekday in range(7):
+        factories.VisitSessionFactory(
+            establishment=establishment,
+            weekday=weekday,
+            start_time=time(9, 30),
+            end_time=time(10, 0),
+        )
+    factories.TerminalFactory(establishment=establishment)
+    prisoner = factories.PrisonerFactory(establishment=establishment, prison_number="A1234BC")
+    user = factories.UserFactory(
+        email="browser.family@example.test", password="correct-horse-battery-staple"
+    )
+    profile = factories.VisitorProfileFactory(user=user, legal_name="Jo Browser")
+    factories.ConnectionFactory(visitor=profile, prisoner=prisoner)
+    factories.DependantFactory(lead_visitor=profile, first_name="Kim", last_name="Browser")
+
+    browser = launch_browser()
+    page = browser.new_page(viewport={"width": 320, "height": 640})
+    page.goto(live_server_url + "/accounts/login/?next=/visits/browserton/")
+    page.fill("input[name=login]", "browser.family@example.test")
+    page.fill("input[name=password]", "correct-horse-battery-staple")
+    page.locator("form button[type=submit], form input[type=submit]").last.click()
+    page.wait_for_url("**/visits/browserton/")
+    assert "Book a video call at HMP Browserton" in page.locator("h1").inner_text()
+    first_day = timezone.localdate() + timedelta(days=establishment.min_notice_days)
+    page.locator("input[name=slot]").first.check()
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/visits/browserton/book/**")
+    page.get_by_label("Kim Browser", exact=False).check()
+    page.get_by_label("I accept the acceptable use policy for this call").check()
+    page.get_by_role("button", name="Book the call").click()
+    page.wait_for_url("**/visits/call/**")
+    assert page.locator("h1").inner_text() == "Your call is booked"
+    assert page.locator("#booking-status").inner_text() == "Confirmed"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    page.screenshot(path=str(tmp_path / "booked.png"), full_page=True)
+
+    booking = Booking.objects.get()
+    assert booking.status == BookingStatus.CONFIRMED
+    assert timezone.localtime(booking.starts_at).date() == first_day
+    assert booking.visitors.count() == 2
