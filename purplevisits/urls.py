@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("establishments.urls")),
+    path("", include("identity.urls")),
 ]
 
 handler400 = "purplevisits.errors.bad_request"

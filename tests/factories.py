@@ -197,3 +197,47 @@ class CallFactory(factory.django.DjangoModelFactory):
         model = Call
 
     booking = factory.SubFactory(BookingFactory)
+
+
+# --- identity ---------------------------------------------------------------------------
+from allauth.mfa.models import Authenticator  # noqa: E402
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret  # noqa: E402
+
+from identity.models import FaceEnrolment, IdentityCheck, ReviewStatus  # noqa: E402,F811
+
+
+def mfa_enabled(user):  # type: ignore[no-untyped-def]
+    """Give ``user`` an activated authenticator app (TOTP), as staff must have."""
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, generate_totp_secret())
+    return user
+
+
+class StaffMembershipFactory(StaffMembershipFactory):  # type: ignore[no-redef]  # noqa: F811
+    """Staff made by the factories have two-factor authentication set up, as the
+    StaffMfaRequiredMiddleware requires; pass ``mfa=False`` to test that rule."""
+
+    class Meta:
+        skip_postgeneration_save = True
+
+    @factory.post_generation
+    def mfa(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        if create and extracted is not False:
+            mfa_enabled(self.user)
+
+
+class IdentityCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IdentityCheck
+
+    profile = factory.SubFactory(
+        VisitorProfileFactory, verification_status=VerificationStatus.SUBMITTED
+    )
+    status = ReviewStatus.PENDING
+
+
+class FaceEnrolmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FaceEnrolment
+
+    encoding_encrypted = b""
