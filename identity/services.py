@@ -670,8 +670,12 @@ def end_live_calls_for_revoked_connection(connection_id: int) -> None:
     there is nothing to end from here. Looked up at run time so that identity does not
     depend on calls at import time.
     """
-    from calls import services as call_services  # type: ignore[attr-defined]
+    import importlib
 
+    try:
+        call_services = importlib.import_module("calls.services")
+    except ImportError:
+        return
     hook = getattr(call_services, "call_end_for_revoked_connection", None)
     if hook is not None:
         hook(connection_id=connection_id)
