@@ -16,6 +16,9 @@ function setup(container) {
     return;
   }
   let stream = null;
+  video.addEventListener("loadedmetadata", () => {
+    container.dataset.cameraReady = "true";
+  });
 
   function stop() {
     if (stream) {
@@ -84,6 +87,7 @@ function setup(container) {
   takeButton.addEventListener("click", take);
   retakeButton.addEventListener("click", () => {
     delete container.dataset.selfieTaken;
+    delete container.dataset.cameraReady;
     start();
   });
   window.addEventListener("pagehide", stop);
