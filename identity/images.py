@@ -75,7 +75,7 @@ def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[expected])
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[expected])
             width, height = image.size  # from the header: no pixels decoded yet
             if width * height > max_pixels:
                 raise ImageRejected(

@@ -33,7 +33,7 @@ OPEN_CONNECTION = [ConnectionStatus.PENDING, ConnectionStatus.APPROVED]
 def profile_for(user: User | AnonymousUser) -> VisitorProfile | None:
     if not getattr(user, "is_authenticated", False):
         return None
-    return VisitorProfile.objects.filter(user_id=user.pk).first()
+    return VisitorProfile.objects.filter(user_id=user.pk or 0).first()
 
 
 def _connected_at(establishment: Establishment) -> Exists:
@@ -205,9 +205,9 @@ def approved_encodings_for_booking(booking: Booking) -> list[np.ndarray]:
     enrolments = FaceEnrolment.objects.filter(
         Q(profile_id__in=approved_profiles) | Q(dependant_id__in=approved_dependants)
     ).order_by("pk")
-    return [decrypt_encoding(enrolment.encoding_encrypted) for enrolment in enrolments]
+    return [decrypt_encoding(bytes(enrolment.encoding_encrypted)) for enrolment in enrolments]
 
 
 def prisoner_encoding(prisoner: Prisoner) -> np.ndarray | None:
     enrolment = FaceEnrolment.objects.filter(prisoner=prisoner).first()
-    return decrypt_encoding(enrolment.encoding_encrypted) if enrolment else None
+    return decrypt_encoding(bytes(enrolment.encoding_encrypted)) if enrolment else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.core.exceptions import ValidationError
@@ -61,8 +62,8 @@ CONNECTION_MISMATCH_MESSAGE = (
 )
 
 
-def _delete_files_on_commit(*names: str) -> None:
-    names = tuple(name for name in names if name)
+def _delete_files_on_commit(*candidates: str | None) -> None:
+    names = [name for name in candidates if name]
 
     def delete() -> None:
         for name in names:
@@ -758,7 +759,7 @@ def account_delete(*, user: User) -> bool:
     user.is_active = False
     user.set_unusable_password()
     user.save()
-    user.emailaddress_set.all().delete()
+    EmailAddress.objects.filter(user=user).delete()
     return False
 
 

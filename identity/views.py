@@ -13,7 +13,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
@@ -152,7 +152,7 @@ def me_identity(request: HttpRequest) -> HttpResponse:
 
 
 @verified_email_required
-def me_check_image(request: HttpRequest, check_id: int, kind: str) -> HttpResponse:
+def me_check_image(request: HttpRequest, check_id: int, kind: str) -> HttpResponseBase:
     check = IdentityCheck.objects.filter(pk=check_id).select_related("profile").first()
     field = IMAGE_KINDS.get(kind)
     if check is None or field is None or check.profile.user_id != request.user.pk:
@@ -185,7 +185,9 @@ def me_dependant_add(request: HttpRequest) -> HttpResponse:
 
 
 def _own_dependant(request: HttpRequest, dependant_id: int) -> Dependant | None:
-    return Dependant.objects.filter(pk=dependant_id, lead_visitor__user_id=request.user.pk).first()
+    return Dependant.objects.filter(
+        pk=dependant_id, lead_visitor__user_id=request.user.pk or 0
+    ).first()
 
 
 @verified_email_required
@@ -209,7 +211,7 @@ def me_dependant_photo(request: HttpRequest, dependant_id: int) -> HttpResponse:
 
 
 @verified_email_required
-def me_dependant_image(request: HttpRequest, dependant_id: int) -> HttpResponse:
+def me_dependant_image(request: HttpRequest, dependant_id: int) -> HttpResponseBase:
     dependant = _own_dependant(request, dependant_id)
     if dependant is None:
         _refuse_image(request, establishment=None, detail={"dependant": dependant_id})
@@ -320,7 +322,9 @@ def _staff_image_establishment(request: HttpRequest, code: str) -> Establishment
 
 
 @login_required
-def staff_check_image(request: HttpRequest, code: str, check_id: int, kind: str) -> HttpResponse:
+def staff_check_image(
+    request: HttpRequest, code: str, check_id: int, kind: str
+) -> HttpResponseBase:
     establishment = _staff_image_establishment(request, code)
     field = IMAGE_KINDS.get(kind)
     check = selectors.check_for_staff(establishment, check_id) if establishment else None
@@ -376,7 +380,7 @@ def staff_dependant(
 
 
 @login_required
-def staff_dependant_photo(request: HttpRequest, code: str, dependant_id: int) -> HttpResponse:
+def staff_dependant_photo(request: HttpRequest, code: str, dependant_id: int) -> HttpResponseBase:
     establishment = _staff_image_establishment(request, code)
     dependant = (
         selectors.dependant_for_staff(establishment, dependant_id) if establishment else None
