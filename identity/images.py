@@ -15,7 +15,7 @@ from typing import IO
 
 from django.conf import settings
 from django.core.files.base import ContentFile
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,6 +89,9 @@ def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
                     f"The picture is too small ({width}×{height} pixels). "
                     f"Use a photo at least {min_side} pixels wide and high.",
                 )
+            # face_recognition sets this to True when imported; an incomplete upload
+            # must fail here instead of being padded with grey.
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
             image.load()
             image = ImageOps.exif_transpose(image)
     except ImageRejected:

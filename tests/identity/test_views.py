@@ -429,3 +429,51 @@ def test_delete_account_needs_the_password(client, people) -> None:  # type: ign
     response = client.post(reverse("me_delete"), {"password": factories.PASSWORD})
     assert response.status_code == 302
     assert not User.objects.filter(pk=people.family_a.pk).exists()
+
+
+def test_dependant_added_and_reviewed(
+    client, people, establishment_x, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    from identity.models import Dependant
+
+    profile = factories.VisitorProfileFactory(user=people.family_a)
+    factories.ConnectionFactory(
+        visitor=profile, prisoner=factories.PrisonerFactory(establishment=establishment_x)
+    )
+    family = OnCommitClient(client, django_capture_on_commit_callbacks)
+    family.force_login(people.family_a)
+    assert family.get(reverse("me_dependant_add")).status_code == 200
+    response = family.post(
+        reverse("me_dependant_add"),
+        {
+            "first_name": "Kim",
+            "last_name": "Jones",
+            "date_of_birth": "2015-04-01",
+            "photo": upload("kim.jpg", face_bytes("obama3.jpg")),
+        },
+    )
+    assert response.status_code == 302
+    dependant = Dependant.objects.get()
+    assert dependant.face_result == "one_face"
+    assert family.get(reverse("me_dependant_image", args=[dependant.pk])).status_code == 200
+
+    family.force_login(people.visits_admin_x)
+    queue = family.get(reverse("identity_staff_queue", args=["xanadu"])).content.decode()
+    assert "Kim Jones" in queue
+    url = reverse("identity_staff_dependant", args=["xanadu", dependant.pk])
+    assert "One face found" in family.get(url).content.decode()
+    photo = family.get(reverse("identity_staff_dependant_photo", args=["xanadu", dependant.pk]))
+    assert photo.status_code == 200
+    assert AuditEntry.objects.filter(action=AuditAction.ID_IMAGE_VIEW).count() == 1
+    assert family.post(url, {"decision": "approve"}).status_code == 302
+    dependant.refresh_from_db()
+    assert dependant.status == "approved"
+    assert AuditEntry.objects.filter(action=AuditAction.DEPENDANT_APPROVE).count() == 1
+
+    family.force_login(people.visits_admin_y)
+    assert (
+        family.get(
+            reverse("identity_staff_dependant_photo", args=["xanadu", dependant.pk])
+        ).status_code
+        == 404
+    )
