@@ -118,4 +118,111 @@ def seed_demo() -> DemoResult:
             defaults={"role": role},
         )
     demo_user(accounts[4].email, first_name="Jo", last_name="Jones")
+    accounts += seed_identity_demo(establishment)
     return DemoResult(establishment=establishment, accounts=accounts)
+
+
+# --- identity demo data ----------------------------------------------------------------
+
+
+def seed_identity_demo(establishment: Establishment) -> list[DemoAccount]:
+    """The demo family is approved to call A1234BC with one approved child; a second
+    family's identity check waits for the visits admin. No face images are needed: the
+    approved family was "checked by hand" and the waiting check has a placeholder
+    photo drawn here."""
+    import io
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+    from PIL import Image, ImageDraw
+
+    from identity.models import (
+        Connection,
+        ConnectionStatus,
+        Dependant,
+        FaceResult,
+        IdentityCheck,
+        Relationship,
+        ReviewStatus,
+        VerificationStatus,
+        VisitorProfile,
+    )
+
+    now = timezone.now()
+    prisoner = Prisoner.objects.get(prison_number="A1234BC")
+    family = User.objects.get(username="family@demo.purplevisits.test")
+    profile, _ = VisitorProfile.objects.update_or_create(
+        user=family,
+        defaults={
+            "legal_name": "Jo Jones",
+            "date_of_birth": date(1986, 5, 20),
+            "phone": "07700 900001",
+            "country_of_residence": "GB",
+            "biometric_consent": False,
+            "consent_changed_at": now,
+            "verification_status": VerificationStatus.APPROVED,
+        },
+    )
+    if not IdentityCheck.objects.filter(profile=profile).exists():
+        IdentityCheck.objects.create(
+            profile=profile,
+            face_result=FaceResult.MANUAL,
+            status=ReviewStatus.APPROVED,
+            decided_at=now,
+            decision_reason="Demo: checked by hand",
+            images_deleted_at=now,
+        )
+    Connection.objects.get_or_create(
+        visitor=profile,
+        prisoner=prisoner,
+        status=ConnectionStatus.APPROVED,
+        defaults={"relationship": Relationship.PARENT, "decided_at": now},
+    )
+    Dependant.objects.get_or_create(
+        lead_visitor=profile,
+        first_name="Alfie",
+        last_name="Jones",
+        defaults={
+            "date_of_birth": date(2014, 9, 3),
+            "status": ReviewStatus.APPROVED,
+            "face_result": FaceResult.MANUAL,
+            "decided_at": now,
+        },
+    )
+
+    waiting_email = "waiting@demo.purplevisits.test"
+    waiting_user = demo_user(waiting_email, first_name="Sam", last_name="Waiting")
+    waiting, _ = VisitorProfile.objects.get_or_create(
+        user=waiting_user,
+        defaults={
+            "legal_name": "Sam Waiting",
+            "date_of_birth": date(1979, 2, 11),
+            "phone": "07700 900002",
+            "country_of_residence": "GB",
+            "biometric_consent": False,
+            "consent_changed_at": now,
+            "verification_status": VerificationStatus.SUBMITTED,
+        },
+    )
+    if not IdentityCheck.objects.filter(profile=waiting).exists():
+
+        def placeholder(text: str) -> ContentFile:
+            image = Image.new("RGB", (480, 320), (244, 241, 248))
+            ImageDraw.Draw(image).text((20, 150), text, fill=(75, 31, 120))
+            out = io.BytesIO()
+            image.save(out, format="JPEG")
+            return ContentFile(out.getvalue(), name="demo.jpg")
+
+        check = IdentityCheck(profile=waiting, face_result=FaceResult.MANUAL)
+        check.id_image.save("id.jpg", placeholder("Demo photo ID (placeholder)"), save=False)
+        check.selfie_image.save("selfie.jpg", placeholder("Demo selfie (placeholder)"), save=False)
+        check.save()
+    Connection.objects.get_or_create(
+        visitor=waiting,
+        prisoner=Prisoner.objects.get(prison_number="B2345CD"),
+        status__in=[ConnectionStatus.PENDING, ConnectionStatus.APPROVED],
+        defaults={"relationship": Relationship.SIBLING, "status": ConnectionStatus.PENDING},
+    )
+    return [
+        DemoAccount(waiting_email, DEMO_PASSWORD, "family visitor whose identity check waits"),
+    ]

@@ -73,6 +73,8 @@ class FaceResult(models.TextChoices):
     SEVERAL_FACES = "several_faces", "More than one face"
     MANUAL = "manual", "Manual check (no consent to face matching)"
     FAILED = "failed", "Check failed"
+    # A dependant's photo has nothing to be compared with: one clear face is the result.
+    ONE_FACE = "one_face", "One face found"
 
 
 class ReviewStatus(models.TextChoices):

@@ -74,6 +74,7 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "purplevisits.middleware.SessionLifetimeMiddleware",
+    "identity.middleware.StaffMfaRequiredMiddleware",
 ]
 
 ROOT_URLCONF = "purplevisits.urls"
@@ -180,7 +181,7 @@ LOGIN_URL_PATH = "/accounts/login/"
 STAFF_IDLE_SECONDS = env_int("STAFF_IDLE_SECONDS", 15 * 60, minimum=60)
 SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600, minimum=300)
 SESSION_COOKIE_AGE = SESSION_ABSOLUTE_SECONDS
-LOGIN_REDIRECT_URL = "home"
+LOGIN_REDIRECT_URL = "home"  # identity.adapter sends staff and visitors on from there
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
@@ -304,4 +305,68 @@ CELERY_BEAT_SCHEDULE["bookings-send-reminders"] = {
 CELERY_BEAT_SCHEDULE["bookings-lapse-requests"] = {
     "task": "bookings.tasks.lapse_booking_requests",
     "schedule": 300.0,
+}
+
+# --- identity -------------------------------------------------------------------------
+# Face encodings are encrypted with this Fernet key. The development key below is only
+# accepted with DEBUG on; production must set its own (see README).
+_DEV_FACE_ENCRYPTION_KEY = "ZGV2ZWxvcG1lbnQtb25seS1mYWNlLWtleS0wMDAwMDA="
+FACE_ENCRYPTION_KEY = env_str("FACE_ENCRYPTION_KEY", _DEV_FACE_ENCRYPTION_KEY if DEBUG else None)
+if not DEBUG and FACE_ENCRYPTION_KEY == _DEV_FACE_ENCRYPTION_KEY:
+    raise ImproperlyConfigured("FACE_ENCRYPTION_KEY must be set to your own key when DEBUG=false.")
+try:
+    from cryptography.fernet import Fernet as _Fernet
+
+    _Fernet(FACE_ENCRYPTION_KEY.encode())
+except ValueError:
+    raise ImproperlyConfigured(
+        "FACE_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)."
+    ) from None
+
+ACCOUNT_ADAPTER = "identity.adapter.AccountAdapter"
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Purple Visits] "
+ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = False
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
+# allauth counts attempts in the default cache, which is Redis when REDIS_URL is set,
+# so the limits hold across every web process.
+ACCOUNT_RATE_LIMITS = {
+    "login": "30/m/ip",
+    "login_failed": "10/m/ip,5/300s/key",
+    "signup": "10/h/ip",
+    "confirm_email": "1/180s/key",
+    "reset_password": "20/m/ip,5/m/key",
+    "reset_password_from_key": "20/m/ip",
+    "reauthenticate": "10/m/user",
+    "change_password": "5/m/user",
+}
+MFA_RECOVERY_CODE_COUNT = 10
+MFA_TOTP_TOLERANCE = 1
+# Pages a staff member without two-factor authentication may still open.
+IDENTITY_MFA_EXEMPT_PREFIXES = [
+    "/accounts/2fa/",
+    "/accounts/logout/",
+    "/accounts/reauthenticate/",
+    "/accounts/confirm-email/",
+    "/healthz",
+    "/" + STATIC_URL.lstrip("/"),
+]
+# Consent notice shown when a visitor agrees to face matching; bump when its text changes.
+IDENTITY_CONSENT_NOTICE_VERSION = "2020-07"
+IDENTITY_MAX_PENDING_CONNECTIONS = 6
+IDENTITY_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
+IDENTITY_UPLOAD_MAX_PIXELS = 40_000_000
+IDENTITY_UPLOAD_MIN_SIDE = 200
+IDENTITY_ID_IMAGE_RETENTION_DAYS = 30
+IDENTITY_ENCODING_RETENTION_DAYS = 365
+# Uploads of two photos at up to 10 MB each stream to temporary files past 2.5 MB.
+DATA_UPLOAD_MAX_NUMBER_FILES = 10
+
+CELERY_BEAT_SCHEDULE["identity-delete-old-id-images"] = {
+    "task": "identity.tasks.delete_expired_id_images",
+    "schedule": 24 * 60 * 60,
+}
+CELERY_BEAT_SCHEDULE["identity-delete-stale-encodings"] = {
+    "task": "identity.tasks.delete_stale_encodings",
+    "schedule": 24 * 60 * 60,
 }

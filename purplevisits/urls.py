@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("monitoring.urls")),
     path("", include("establishments.urls")),
     path("", include("bookings.urls")),
+    path("", include("identity.urls")),
 ]
 
 handler400 = "purplevisits.errors.bad_request"

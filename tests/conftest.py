@@ -76,3 +76,12 @@ def _end_stray_database_sessions(django_db_setup, django_db_blocker):  # type: i
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture
+def admin_user(db, django_user_model, django_username_field):  # type: ignore[no-untyped-def]
+    """pytest-django's superuser, with the two-factor set-up every staff account needs."""
+    user = django_user_model._default_manager.create_superuser(
+        **{django_username_field: "admin", "email": "admin@example.test", "password": "password"}
+    )
+    return factories.mfa_enabled(user)

@@ -6,6 +6,8 @@ from datetime import date, time
 
 import factory
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
 from django.contrib.auth import get_user_model
 
 from establishments.models import (
@@ -98,13 +100,29 @@ class PrisonerFactory(factory.django.DjangoModelFactory):
     establishment = factory.SubFactory(EstablishmentFactory)
 
 
+def mfa_enabled(user):  # type: ignore[no-untyped-def]
+    """Give ``user`` an activated authenticator app (TOTP), as staff must have."""
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, generate_totp_secret())
+    return user
+
+
 class StaffMembershipFactory(factory.django.DjangoModelFactory):
+    """Staff made here have two-factor authentication set up, as the
+    StaffMfaRequiredMiddleware requires; pass ``mfa=False`` to test that rule."""
+
     class Meta:
         model = StaffMembership
+        skip_postgeneration_save = True
 
     user = factory.SubFactory(UserFactory)
     establishment = factory.SubFactory(EstablishmentFactory)
     role = StaffRole.OFFICER
+
+    @factory.post_generation
+    def mfa(self, create: bool, extracted: bool | None, **kwargs: object) -> None:
+        if create and extracted is not False:
+            mfa_enabled(self.user)
 
 
 # --- Contract models of identity, bookings and calls ----------------------------------
@@ -197,3 +215,24 @@ class CallFactory(factory.django.DjangoModelFactory):
         model = Call
 
     booking = factory.SubFactory(BookingFactory)
+
+
+# --- identity ---------------------------------------------------------------------------
+from identity.models import FaceEnrolment, IdentityCheck, ReviewStatus  # noqa: E402,F811
+
+
+class IdentityCheckFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = IdentityCheck
+
+    profile = factory.SubFactory(
+        VisitorProfileFactory, verification_status=VerificationStatus.SUBMITTED
+    )
+    status = ReviewStatus.PENDING
+
+
+class FaceEnrolmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FaceEnrolment
+
+    encoding_encrypted = b""

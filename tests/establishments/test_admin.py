@@ -22,6 +22,7 @@ def admin_client_(client):  # type: ignore[no-untyped-def]
     user = factories.UserFactory(email="root@example.test")
     user.is_staff = user.is_superuser = True
     user.save()
+    factories.mfa_enabled(user)  # staff pages need two-factor authentication
     client.force_login(user)
     return client
 

@@ -1,0 +1,119 @@
+"""Checking and re-encoding uploaded photos (photo ID, selfie, dependant photo).
+
+Nothing the visitor sent is stored as sent: a photo is accepted only if its content is
+a JPEG or PNG within the size limits, and what is stored is a fresh JPEG drawn from the
+decoded pixels, which drops metadata (location, camera) and anything hidden in or
+around the image data (polyglot files).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from typing import IO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from PIL import Image, ImageFile, ImageOps
+
+JPEG_MAGIC = b"\xff\xd8\xff"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# Markup or code has no business inside a photo: refuse the file rather than hope the
+# re-encoding removes it (it would, but the sender is told clearly).
+_ACTIVE_CONTENT = re.compile(rb"<\s*(script|html|svg|iframe|body|\?php)|javascript:", re.I)
+# Longest side kept after re-encoding: plenty for staff to read a passport.
+STORED_MAX_SIDE = 3000
+
+# Pillow refuses (DecompressionBombError) anything above twice this; we refuse anything
+# above it ourselves, from the header, before any pixel is decoded.
+Image.MAX_IMAGE_PIXELS = settings.IDENTITY_UPLOAD_MAX_PIXELS
+
+
+class ImageRejected(Exception):
+    """An upload that is not an acceptable photo; ``message`` says what to do."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.0f} MB"
+
+
+def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
+    """Return a re-encoded JPEG of ``upload`` or raise ImageRejected."""
+    max_bytes: int = settings.IDENTITY_UPLOAD_MAX_BYTES
+    max_pixels: int = settings.IDENTITY_UPLOAD_MAX_PIXELS
+    min_side: int = settings.IDENTITY_UPLOAD_MIN_SIDE
+    if size is None:
+        upload.seek(0, io.SEEK_END)
+        size = upload.tell()
+    upload.seek(0)
+    if size == 0:
+        raise ImageRejected("empty", "The file is empty. Choose a photo.")
+    if size > max_bytes:
+        raise ImageRejected(
+            "too_large", f"The file is larger than {_megabytes(max_bytes)}. Choose a smaller photo."
+        )
+    data = upload.read(max_bytes + 1)
+    if data.startswith(JPEG_MAGIC):
+        expected = "JPEG"
+    elif data.startswith(PNG_MAGIC):
+        expected = "PNG"
+    else:
+        raise ImageRejected(
+            "not_an_image", "The file is not a photo. Upload a JPEG or PNG picture."
+        )
+    if _ACTIVE_CONTENT.search(data):
+        raise ImageRejected(
+            "active_content",
+            "The file contains something other than a picture. Take a new photo and upload it.",
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image: Image.Image = Image.open(io.BytesIO(data), formats=[expected])
+            width, height = image.size  # from the header: no pixels decoded yet
+            if width * height > max_pixels:
+                raise ImageRejected(
+                    "too_many_pixels",
+                    f"The picture is too big ({width}×{height} pixels). "
+                    f"Use a photo of at most {max_pixels // 1_000_000} megapixels.",
+                )
+            if min(width, height) < min_side:
+                raise ImageRejected(
+                    "too_small",
+                    f"The picture is too small ({width}×{height} pixels). "
+                    f"Use a photo at least {min_side} pixels wide and high.",
+                )
+            # face_recognition sets this to True when imported; an incomplete upload
+            # must fail here instead of being padded with grey.
+            ImageFile.LOAD_TRUNCATED_IMAGES = False
+            image.load()
+            image = ImageOps.exif_transpose(image)
+    except ImageRejected:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected(
+            "too_many_pixels",
+            f"The picture is too big. Use a photo of at most {max_pixels // 1_000_000} megapixels.",
+        ) from None
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError):
+        raise ImageRejected(
+            "damaged", "The photo could not be read: it may be damaged or incomplete. Try again."
+        ) from None
+
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        image = background
+    elif image.mode != "RGB":
+        image = image.convert("RGB")
+    image.thumbnail((STORED_MAX_SIDE, STORED_MAX_SIDE), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90, optimize=True)
+    return ContentFile(out.getvalue(), name="photo.jpg")

@@ -1,0 +1,808 @@
+"""Every write to the identity app: profiles, consent, identity checks, dependants,
+connections, account deletion and retention.
+
+Face matching is slow (dlib): it never runs inside a transaction. The task re-reads the
+check, computes outside any lock, then records the result with a conditional update so
+that a retried or duplicated task changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.utils import timezone
+
+from establishments import defaults
+from establishments.models import Establishment, Prisoner, PrisonerStatus, prison_number_validator
+from identity import emails
+from identity.crypto import encrypt_encoding
+from identity.models import (
+    Connection,
+    ConnectionStatus,
+    Dependant,
+    FaceEnrolment,
+    FaceResult,
+    IdentityCheck,
+    ReviewStatus,
+    VerificationStatus,
+    VisitorProfile,
+)
+from monitoring.models import AuditAction
+from monitoring.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+Actor = User | AbstractBaseUser | AnonymousUser
+
+
+class IdentityError(Exception):
+    """A refused identity action: ``code`` for programs, ``message`` for people."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+# One message for every way a connection request can fail to match a prisoner, so that
+# the form cannot be used to find out who is in which prison or their date of birth.
+CONNECTION_MISMATCH_MESSAGE = (
+    "We could not find a person in prison with those details. Check the prison number, "
+    "last name, date of birth and prison, and try again."
+)
+
+
+def _delete_files_on_commit(*candidates: str | None) -> None:
+    names = [name for name in candidates if name]
+
+    def delete() -> None:
+        for name in names:
+            try:
+                default_storage.delete(name)
+            except OSError:  # already gone, or the disk is away: retention retries
+                logger.warning("could not delete private file %s", name)
+
+    if names:
+        transaction.on_commit(delete)
+
+
+def _adult_age() -> int:
+    return defaults.ADULT_AGE
+
+
+# --- Profile and consent -----------------------------------------------------------------
+
+
+@transaction.atomic
+def profile_save(
+    *,
+    user: User,
+    legal_name: str,
+    date_of_birth: date,
+    phone: str,
+    country_of_residence: str,
+) -> VisitorProfile:
+    """Create or update the visitor's profile. Name and date of birth are fixed once
+    an identity check has been sent: changing them needs a new check."""
+    profile = VisitorProfile.objects.select_for_update().filter(user=user).first()
+    today = timezone.localdate()
+    if profile is None:
+        profile = VisitorProfile(user=user)
+    elif profile.verification_status in (
+        VerificationStatus.SUBMITTED,
+        VerificationStatus.APPROVED,
+    ) and (legal_name.strip() != profile.legal_name or date_of_birth != profile.date_of_birth):
+        raise IdentityError(
+            "PROFILE_LOCKED",
+            "Your name and date of birth have been checked already and cannot be changed "
+            "here. Contact the prison's visits team if they are wrong.",
+        )
+    profile.legal_name = legal_name.strip()
+    profile.date_of_birth = date_of_birth
+    profile.phone = phone.strip()
+    profile.country_of_residence = country_of_residence.strip().upper()
+    if date_of_birth >= today:
+        raise IdentityError(
+            "BAD_DATE_OF_BIRTH", "Your date of birth must be in the past.", field="date_of_birth"
+        )
+    if profile.age_on(today) < _adult_age():
+        raise IdentityError(
+            "UNDER_18",
+            f"You must be {_adult_age()} or over to have an account. A parent or carer can add "
+            "you to their account as a dependant.",
+            field="date_of_birth",
+        )
+    profile.full_clean()
+    profile.save()
+    return profile
+
+
+def _delete_encodings_of(profile: VisitorProfile) -> int:
+    deleted, _ = FaceEnrolment.objects.filter(profile=profile).delete()
+    more, _ = FaceEnrolment.objects.filter(dependant__lead_visitor=profile).delete()
+    return deleted + more
+
+
+@transaction.atomic
+def consent_set(*, profile: VisitorProfile, consent: bool) -> VisitorProfile:
+    """Record the visitor's choice about face matching (and the notice they saw).
+
+    Withdrawing consent deletes every stored face encoding of the visitor and their
+    dependants at once, and turns any check still waiting for a face match into a
+    manual one.
+    """
+    profile = VisitorProfile.objects.select_for_update().get(pk=profile.pk)
+    now = timezone.now()
+    withdrawing = profile.biometric_consent is True and not consent
+    profile.biometric_consent = consent
+    profile.consent_changed_at = now
+    profile.consent_notice_version = settings.IDENTITY_CONSENT_NOTICE_VERSION if consent else ""
+    profile.full_clean()
+    profile.save(
+        update_fields=[
+            "biometric_consent",
+            "consent_changed_at",
+            "consent_notice_version",
+            "updated_at",
+        ]
+    )
+    if not consent:
+        if withdrawing:
+            _delete_encodings_of(profile)
+        IdentityCheck.objects.filter(
+            profile=profile, status=ReviewStatus.PENDING, face_result=FaceResult.PENDING
+        ).update(face_result=FaceResult.MANUAL)
+        Dependant.objects.filter(
+            lead_visitor=profile, status=ReviewStatus.PENDING, face_result=FaceResult.PENDING
+        ).update(face_result=FaceResult.MANUAL)
+    return profile
+
+
+# --- Identity checks -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def identity_check_submit(
+    *, profile: VisitorProfile, id_photo: ContentFile, selfie: ContentFile
+) -> IdentityCheck:
+    """Store a photo ID and selfie (already checked and re-encoded by identity.images)."""
+    profile = VisitorProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.biometric_consent is None:
+        raise IdentityError(
+            "CONSENT_NOT_CHOSEN",
+            "First choose whether your face may be checked by computer or by staff only.",
+        )
+    if profile.verification_status == VerificationStatus.APPROVED:
+        raise IdentityError("ALREADY_APPROVED", "Your identity has already been approved.")
+    if IdentityCheck.objects.filter(profile=profile, status=ReviewStatus.PENDING).exists():
+        raise IdentityError(
+            "CHECK_PENDING",
+            "Your photos are already waiting to be checked. You will get an email when "
+            "prison staff have looked at them.",
+        )
+    check = IdentityCheck(
+        profile=profile,
+        face_result=FaceResult.PENDING if profile.biometric_consent else FaceResult.MANUAL,
+    )
+    check.id_image.save("id.jpg", id_photo, save=False)
+    check.selfie_image.save("selfie.jpg", selfie, save=False)
+    check.full_clean()
+    check.save()
+    VisitorProfile.objects.filter(pk=profile.pk).update(
+        verification_status=VerificationStatus.SUBMITTED, updated_at=timezone.now()
+    )
+    if profile.biometric_consent:
+        from identity.tasks import run_identity_face_match
+
+        check_id = check.pk
+        transaction.on_commit(lambda: run_identity_face_match.delay(check_id))
+    return check
+
+
+def face_tolerance_for(profile: VisitorProfile) -> float:
+    """Tolerance for an identity check.
+
+    Identity is usually checked before any connection exists, so the national default
+    applies; once the visitor has open connections, the strictest tolerance among those
+    establishments applies (a match must satisfy every prison that will rely on it).
+    """
+    tolerances = list(
+        Establishment.objects.filter(
+            prisoners__connections__visitor=profile,
+            prisoners__connections__status__in=[
+                ConnectionStatus.PENDING,
+                ConnectionStatus.APPROVED,
+            ],
+        ).values_list("face_match_tolerance", flat=True)
+    )
+    return min(tolerances) if tolerances else defaults.FACE_MATCH_TOLERANCE
+
+
+SELFIE_PROBLEMS = {
+    FaceResult.NO_FACE: (
+        "We could not see a face in your selfie. Take a new one facing the camera, in good "
+        "light, with nothing covering your face."
+    ),
+    FaceResult.SEVERAL_FACES: (
+        "We found more than one face in your selfie. Take a new one with only you in it."
+    ),
+}
+
+
+def identity_check_run_face_match(*, check_id: int) -> str | None:
+    """Find the faces and compare them; record the result once. Returns the result."""
+    from identity import faces
+
+    check = IdentityCheck.objects.select_related("profile").filter(pk=check_id).first()
+    if check is None or check.face_result != FaceResult.PENDING:
+        return None
+    if check.profile.biometric_consent is not True or check.status != ReviewStatus.PENDING:
+        # No consent (or withdrawn since): no face processing at all.
+        IdentityCheck.objects.filter(pk=check.pk, face_result=FaceResult.PENDING).update(
+            face_result=FaceResult.MANUAL
+        )
+        return FaceResult.MANUAL
+    tolerance = face_tolerance_for(check.profile)
+    with check.id_image.open("rb") as id_file, check.selfie_image.open("rb") as selfie_file:
+        outcome = faces.match_id_and_selfie(id_file, selfie_file, tolerance=tolerance)
+
+    with transaction.atomic():
+        now = timezone.now()
+        updated = IdentityCheck.objects.filter(
+            pk=check.pk, face_result=FaceResult.PENDING, status=ReviewStatus.PENDING
+        ).update(
+            face_result=outcome.result,
+            face_distance=outcome.distance,
+            face_tolerance=tolerance,
+            face_checked_at=now,
+        )
+        if not updated:
+            return None
+        profile = VisitorProfile.objects.select_for_update().get(pk=check.profile_id)
+        if outcome.problem_with == "selfie":
+            # A selfie without exactly one face is never worth a reviewer's time: it goes
+            # straight back to the visitor with what to fix, and nothing is kept.
+            reason = SELFIE_PROBLEMS[FaceResult(outcome.result)]
+            IdentityCheck.objects.filter(pk=check.pk).update(
+                status=ReviewStatus.REJECTED,
+                decided_at=now,
+                decision_reason=reason,
+                images_deleted_at=now,
+                id_image="",
+                selfie_image="",
+            )
+            _delete_files_on_commit(check.id_image.name, check.selfie_image.name)
+            VisitorProfile.objects.filter(
+                pk=profile.pk, verification_status=VerificationStatus.SUBMITTED
+            ).update(verification_status=VerificationStatus.REJECTED)
+            transaction.on_commit(
+                lambda: emails.send_identity_decision(
+                    check_id=check.pk, approved=False, reason=reason
+                )
+            )
+        elif outcome.selfie_encoding is not None and profile.biometric_consent is True:
+            # Kept encrypted; calls use it only once the visitor is approved.
+            FaceEnrolment.objects.update_or_create(
+                profile=profile,
+                defaults={"encoding_encrypted": encrypt_encoding(outcome.selfie_encoding)},
+            )
+    return outcome.result
+
+
+def identity_check_mark_failed(*, check_id: int) -> bool:
+    """The face match could not run (after retries): staff check by eye."""
+    return bool(
+        IdentityCheck.objects.filter(pk=check_id, face_result=FaceResult.PENDING).update(
+            face_result=FaceResult.FAILED, face_checked_at=timezone.now()
+        )
+    )
+
+
+def _decide_check(
+    *, check: IdentityCheck, by: User, approve: bool, reason: str, establishment: Establishment
+) -> IdentityCheck:
+    reason = reason.strip()
+    if not approve and not reason:
+        raise IdentityError(
+            "REASON_REQUIRED", "Give a reason: the visitor sees it.", field="reason"
+        )
+    now = timezone.now()
+    new_status = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
+    updated = IdentityCheck.objects.filter(pk=check.pk, status=ReviewStatus.PENDING).update(
+        status=new_status, decided_at=now, decided_by=by, decision_reason=reason
+    )
+    if not updated:
+        raise IdentityError("ALREADY_DECIDED", "Someone has already decided on this check.")
+    VisitorProfile.objects.filter(pk=check.profile_id).update(
+        verification_status=VerificationStatus.APPROVED if approve else VerificationStatus.REJECTED,
+        updated_at=now,
+    )
+    if not approve:
+        # A rejected person has no approved face.
+        FaceEnrolment.objects.filter(profile_id=check.profile_id).delete()
+    audit_record(
+        actor=by,
+        action=AuditAction.IDENTITY_APPROVE if approve else AuditAction.IDENTITY_REJECT,
+        establishment=establishment,
+        target=check,
+        reason=reason,
+        detail={"face_result": check.face_result, "face_distance": check.face_distance},
+    )
+    check_id = check.pk
+    transaction.on_commit(
+        lambda: emails.send_identity_decision(check_id=check_id, approved=approve, reason=reason)
+    )
+    check.refresh_from_db()
+    return check
+
+
+@transaction.atomic
+def identity_check_approve(
+    *, check: IdentityCheck, by: User, establishment: Establishment, reason: str = ""
+) -> IdentityCheck:
+    return _decide_check(
+        check=check, by=by, approve=True, reason=reason, establishment=establishment
+    )
+
+
+@transaction.atomic
+def identity_check_reject(
+    *, check: IdentityCheck, by: User, establishment: Establishment, reason: str
+) -> IdentityCheck:
+    return _decide_check(
+        check=check, by=by, approve=False, reason=reason, establishment=establishment
+    )
+
+
+# --- Dependants ------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def dependant_add(
+    *,
+    profile: VisitorProfile,
+    first_name: str,
+    last_name: str,
+    date_of_birth: date,
+    photo: ContentFile,
+) -> Dependant:
+    profile = VisitorProfile.objects.select_for_update().get(pk=profile.pk)
+    if profile.biometric_consent is None:
+        raise IdentityError(
+            "CONSENT_NOT_CHOSEN",
+            "First choose whether faces may be checked by computer or by staff only.",
+        )
+    if date_of_birth >= timezone.localdate():
+        raise IdentityError(
+            "BAD_DATE_OF_BIRTH", "The date of birth must be in the past.", field="date_of_birth"
+        )
+    dependant = Dependant(
+        lead_visitor=profile,
+        first_name=first_name.strip(),
+        last_name=last_name.strip(),
+        date_of_birth=date_of_birth,
+        face_result=FaceResult.PENDING if profile.biometric_consent else FaceResult.MANUAL,
+    )
+    dependant.photo.save("dependant.jpg", photo, save=False)
+    dependant.full_clean()
+    dependant.save()
+    _queue_dependant_face_check(dependant)
+    return dependant
+
+
+def _queue_dependant_face_check(dependant: Dependant) -> None:
+    if dependant.face_result == FaceResult.PENDING:
+        from identity.tasks import run_dependant_face_check
+
+        dependant_id = dependant.pk
+        transaction.on_commit(lambda: run_dependant_face_check.delay(dependant_id))
+
+
+@transaction.atomic
+def dependant_replace_photo(*, dependant: Dependant, photo: ContentFile) -> Dependant:
+    dependant = (
+        Dependant.objects.select_for_update().select_related("lead_visitor").get(pk=dependant.pk)
+    )
+    if dependant.status != ReviewStatus.PENDING:
+        raise IdentityError(
+            "ALREADY_DECIDED", "This person has already been checked; their photo is fixed."
+        )
+    old = dependant.photo.name
+    dependant.photo.save("dependant.jpg", photo, save=False)
+    dependant.face_result = (
+        FaceResult.PENDING if dependant.lead_visitor.biometric_consent else FaceResult.MANUAL
+    )
+    dependant.full_clean()
+    dependant.save(update_fields=["photo", "face_result"])
+    FaceEnrolment.objects.filter(dependant=dependant).delete()
+    _delete_files_on_commit(old)
+    _queue_dependant_face_check(dependant)
+    return dependant
+
+
+DEPENDANT_PHOTO_PROBLEMS = {
+    FaceResult.NO_FACE: "We could not see a face in the photo. Upload a clear photo of their face.",
+    FaceResult.SEVERAL_FACES: (
+        "We found more than one face in the photo. Upload a photo with only them in it."
+    ),
+}
+
+
+def dependant_run_face_check(*, dependant_id: int) -> str | None:
+    """One clear face in a dependant's photo: encode it (kept encrypted)."""
+    from identity import faces
+
+    dependant = Dependant.objects.select_related("lead_visitor").filter(pk=dependant_id).first()
+    if dependant is None or dependant.face_result != FaceResult.PENDING or not dependant.photo:
+        return None
+    if dependant.lead_visitor.biometric_consent is not True:
+        Dependant.objects.filter(pk=dependant.pk, face_result=FaceResult.PENDING).update(
+            face_result=FaceResult.MANUAL
+        )
+        return FaceResult.MANUAL
+    photo_name = dependant.photo.name
+    with dependant.photo.open("rb") as photo:
+        found = faces.find_one_face(photo)
+    result = FaceResult.ONE_FACE if found.status == faces.FaceStatus.ONE else found.status
+    with transaction.atomic():
+        updated = Dependant.objects.filter(
+            pk=dependant.pk, face_result=FaceResult.PENDING, photo=photo_name
+        ).update(face_result=result)
+        if not updated:
+            return None
+        if result == FaceResult.ONE_FACE and found.encoding is not None:
+            FaceEnrolment.objects.update_or_create(
+                dependant=dependant,
+                defaults={"encoding_encrypted": encrypt_encoding(found.encoding)},
+            )
+        else:
+            # Not kept: the visitor is asked for a better photo.
+            Dependant.objects.filter(pk=dependant.pk).update(photo="")
+            _delete_files_on_commit(photo_name)
+    return result
+
+
+def dependant_mark_failed(*, dependant_id: int) -> bool:
+    return bool(
+        Dependant.objects.filter(pk=dependant_id, face_result=FaceResult.PENDING).update(
+            face_result=FaceResult.FAILED
+        )
+    )
+
+
+def _decide_dependant(
+    *, dependant: Dependant, by: User, approve: bool, reason: str, establishment: Establishment
+) -> Dependant:
+    reason = reason.strip()
+    if not approve and not reason:
+        raise IdentityError(
+            "REASON_REQUIRED", "Give a reason: the visitor sees it.", field="reason"
+        )
+    if approve and not dependant.photo:
+        raise IdentityError(
+            "NO_PHOTO", "There is no usable photo of this person yet: it cannot be approved."
+        )
+    updated = Dependant.objects.filter(pk=dependant.pk, status=ReviewStatus.PENDING).update(
+        status=ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED,
+        decided_at=timezone.now(),
+        decided_by=by,
+        decision_reason=reason,
+    )
+    if not updated:
+        raise IdentityError("ALREADY_DECIDED", "Someone has already decided on this person.")
+    if not approve:
+        FaceEnrolment.objects.filter(dependant=dependant).delete()
+    audit_record(
+        actor=by,
+        action=AuditAction.DEPENDANT_APPROVE if approve else AuditAction.DEPENDANT_REJECT,
+        establishment=establishment,
+        target=dependant,
+        reason=reason,
+    )
+    dependant_id = dependant.pk
+    transaction.on_commit(
+        lambda: emails.send_dependant_decision(
+            dependant_id=dependant_id, approved=approve, reason=reason
+        )
+    )
+    dependant.refresh_from_db()
+    return dependant
+
+
+@transaction.atomic
+def dependant_approve(
+    *, dependant: Dependant, by: User, establishment: Establishment, reason: str = ""
+) -> Dependant:
+    return _decide_dependant(
+        dependant=dependant, by=by, approve=True, reason=reason, establishment=establishment
+    )
+
+
+@transaction.atomic
+def dependant_reject(
+    *, dependant: Dependant, by: User, establishment: Establishment, reason: str
+) -> Dependant:
+    return _decide_dependant(
+        dependant=dependant, by=by, approve=False, reason=reason, establishment=establishment
+    )
+
+
+# --- Connections -------------------------------------------------------------------------------
+
+
+def normalise_prison_number(value: str) -> str:
+    return "".join(value.split()).upper()
+
+
+@transaction.atomic
+def connection_request(
+    *,
+    profile: VisitorProfile,
+    prison_number: str,
+    last_name: str,
+    date_of_birth: date,
+    establishment: Establishment,
+    relationship: str,
+) -> Connection:
+    """Ask to be connected to a prisoner. Any mismatch gets one generic error."""
+    number = normalise_prison_number(prison_number)
+    try:
+        prison_number_validator(number)
+    except ValidationError:
+        raise IdentityError(
+            "BAD_PRISON_NUMBER",
+            "A prison number is a letter, four digits and two letters, e.g. A1234BC.",
+            field="prison_number",
+        ) from None
+    # Lock the visitor so that two requests sent at once cannot both be the 6th.
+    profile = VisitorProfile.objects.select_for_update().get(pk=profile.pk)
+    pending = Connection.objects.filter(visitor=profile, status=ConnectionStatus.PENDING).count()
+    if pending >= settings.IDENTITY_MAX_PENDING_CONNECTIONS:
+        raise IdentityError(
+            "TOO_MANY_PENDING",
+            f"You already have {pending} requests waiting for a prison to answer. You can "
+            "send another when one of them has been answered.",
+        )
+    prisoner = Prisoner.objects.filter(
+        prison_number=number,
+        last_name__iexact=last_name.strip(),
+        date_of_birth=date_of_birth,
+        establishment=establishment,
+        status=PrisonerStatus.ACTIVE,
+    ).first()
+    if prisoner is None:
+        raise IdentityError("NO_MATCH", CONNECTION_MISMATCH_MESSAGE)
+    if Connection.objects.filter(
+        visitor=profile,
+        prisoner=prisoner,
+        status__in=[ConnectionStatus.PENDING, ConnectionStatus.APPROVED],
+    ).exists():
+        raise IdentityError(
+            "ALREADY_REQUESTED", "You have already asked to be connected to this person."
+        )
+    connection = Connection(visitor=profile, prisoner=prisoner, relationship=relationship)
+    connection.full_clean()
+    connection.save()
+    return connection
+
+
+def _decide_connection(
+    *,
+    connection: Connection,
+    by: User,
+    establishment: Establishment,
+    from_statuses: list[str],
+    to_status: str,
+    reason: str,
+    action: str,
+) -> Connection:
+    reason = reason.strip()
+    if to_status != ConnectionStatus.APPROVED and not reason:
+        raise IdentityError(
+            "REASON_REQUIRED", "Give a reason: the visitor sees it.", field="reason"
+        )
+    if to_status == ConnectionStatus.APPROVED and not connection.visitor.is_approved:
+        raise IdentityError(
+            "VISITOR_NOT_VERIFIED",
+            "Approve the visitor's identity before approving this connection.",
+        )
+    updated = Connection.objects.filter(pk=connection.pk, status__in=from_statuses).update(
+        status=to_status, decided_at=timezone.now(), decided_by=by, decision_reason=reason
+    )
+    if not updated:
+        raise IdentityError(
+            "ALREADY_DECIDED", "This request has changed since you opened it: reload the page."
+        )
+    audit_record(
+        actor=by, action=action, establishment=establishment, target=connection, reason=reason
+    )
+    connection_id = connection.pk
+    transaction.on_commit(
+        lambda: emails.send_connection_decision(connection_id=connection_id, status=to_status)
+    )
+    connection.refresh_from_db()
+    return connection
+
+
+@transaction.atomic
+def connection_approve(
+    *, connection: Connection, by: User, establishment: Establishment, reason: str = ""
+) -> Connection:
+    return _decide_connection(
+        connection=connection,
+        by=by,
+        establishment=establishment,
+        from_statuses=[ConnectionStatus.PENDING],
+        to_status=ConnectionStatus.APPROVED,
+        reason=reason,
+        action=AuditAction.CONNECTION_APPROVE,
+    )
+
+
+@transaction.atomic
+def connection_reject(
+    *, connection: Connection, by: User, establishment: Establishment, reason: str
+) -> Connection:
+    return _decide_connection(
+        connection=connection,
+        by=by,
+        establishment=establishment,
+        from_statuses=[ConnectionStatus.PENDING],
+        to_status=ConnectionStatus.REJECTED,
+        reason=reason,
+        action=AuditAction.CONNECTION_REJECT,
+    )
+
+
+def end_live_calls_for_revoked_connection(connection_id: int) -> None:
+    """Ask the calls app to end any live call on this connection.
+
+    The calls app owns its call state; it may not provide the hook (yet), in which case
+    there is nothing to end from here. Looked up at run time so that identity does not
+    depend on calls at import time.
+    """
+    import importlib
+
+    try:
+        call_services = importlib.import_module("calls.services")
+    except ImportError:
+        return
+    hook = getattr(call_services, "call_end_for_revoked_connection", None)
+    if hook is not None:
+        hook(connection_id=connection_id)
+
+
+@transaction.atomic
+def connection_revoke(
+    *, connection: Connection, by: User, establishment: Establishment, reason: str
+) -> Connection:
+    """Revoke at once: bookings code stops treating the visitor as approved as soon as
+    this commits, and any live call on the connection is ended right after."""
+    connection = _decide_connection(
+        connection=connection,
+        by=by,
+        establishment=establishment,
+        from_statuses=[ConnectionStatus.PENDING, ConnectionStatus.APPROVED],
+        to_status=ConnectionStatus.REVOKED,
+        reason=reason,
+        action=AuditAction.CONNECTION_REVOKE,
+    )
+    connection_id = connection.pk
+    transaction.on_commit(lambda: end_live_calls_for_revoked_connection(connection_id))
+    return connection
+
+
+# --- Account deletion and retention -------------------------------------------------------------
+
+
+def _private_files_of(profile: VisitorProfile) -> list[str]:
+    names: list[str] = []
+    for id_image, selfie in IdentityCheck.objects.filter(profile=profile).values_list(
+        "id_image", "selfie_image"
+    ):
+        names += [id_image, selfie]
+    names += list(Dependant.objects.filter(lead_visitor=profile).values_list("photo", flat=True))
+    return [name for name in names if name]
+
+
+@transaction.atomic
+def account_delete(*, user: User) -> bool:
+    """Delete the owner's account, photos and face encodings.
+
+    Returns True if the account row is gone. When past bookings still refer to the
+    visitor (kept for the prison's records), the account is closed and emptied instead:
+    personal details replaced, photos and encodings deleted, sign-in disabled.
+    """
+    user = User.objects.select_for_update().get(pk=user.pk)
+    profile = VisitorProfile.objects.filter(user=user).first()
+    if profile is not None:
+        files = _private_files_of(profile)
+        _delete_encodings_of(profile)
+        _delete_files_on_commit(*files)
+    try:
+        with transaction.atomic():
+            user.delete()
+        return True
+    except ProtectedError:
+        pass
+    assert profile is not None  # noqa: S101 - only a profile's bookings protect a user
+    now = timezone.now()
+    IdentityCheck.objects.filter(profile=profile).update(
+        id_image="", selfie_image="", images_deleted_at=now
+    )
+    Dependant.objects.filter(lead_visitor=profile).update(
+        photo="", first_name="Deleted", last_name="dependant", status=ReviewStatus.REJECTED
+    )
+    VisitorProfile.objects.filter(pk=profile.pk).update(
+        legal_name="Deleted account",
+        phone="",
+        biometric_consent=False,
+        consent_changed_at=now,
+        verification_status=VerificationStatus.REJECTED,
+    )
+    Connection.objects.filter(
+        visitor=profile, status__in=[ConnectionStatus.PENDING, ConnectionStatus.APPROVED]
+    ).update(status=ConnectionStatus.REVOKED, decided_at=now, decision_reason="Account deleted")
+    user.email = f"deleted-{user.pk}@deleted.invalid"
+    user.username = f"deleted-{user.pk}"
+    user.first_name = user.last_name = ""
+    user.is_active = False
+    user.set_unusable_password()
+    user.save()
+    EmailAddress.objects.filter(user=user).delete()
+    return False
+
+
+def id_images_delete_expired(*, now: datetime | None = None) -> int:
+    """Delete ID and selfie images 30 days after the decision. Idempotent."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IDENTITY_ID_IMAGE_RETENTION_DAYS)
+    count = 0
+    due = IdentityCheck.objects.filter(
+        decided_at__lte=cutoff, images_deleted_at__isnull=True
+    ).values_list("pk", "id_image", "selfie_image")
+    for check_id, id_image, selfie in due.iterator():
+        with transaction.atomic():
+            if IdentityCheck.objects.filter(pk=check_id, images_deleted_at__isnull=True).update(
+                id_image="", selfie_image="", images_deleted_at=now
+            ):
+                _delete_files_on_commit(id_image, selfie)
+                count += 1
+    return count
+
+
+def encodings_delete_stale(*, now: datetime | None = None) -> int:
+    """Delete visitors' and dependants' face encodings after 12 months without a call,
+    and any left behind by withdrawn consent. Idempotent."""
+    from bookings.models import BookingStatus, BookingVisitor
+
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.IDENTITY_ENCODING_RETENTION_DAYS)
+    recent = BookingVisitor.objects.filter(
+        booking__status=BookingStatus.COMPLETED, booking__starts_at__gte=cutoff
+    )
+    recent_profiles = recent.exclude(profile=None).values("profile")
+    recent_dependants = recent.exclude(dependant=None).values("dependant")
+    stale = (
+        FaceEnrolment.objects.filter(prisoner=None, created_at__lt=cutoff)
+        .exclude(last_used_at__gte=cutoff)
+        .exclude(profile__in=recent_profiles)
+        .exclude(dependant__in=recent_dependants)
+    )
+    deleted, _ = stale.delete()
+    # Consent withdrawal deletes at once (consent_set); this catches any left over.
+    withdrawn = FaceEnrolment.objects.filter(profile__biometric_consent=False).delete()[0]
+    withdrawn += FaceEnrolment.objects.filter(
+        dependant__lead_visitor__biometric_consent=False
+    ).delete()[0]
+    return deleted + withdrawn

@@ -1,0 +1,456 @@
+"""Pages of the identity app: the visitor's own pages under /me/ and the visits
+admin's review pages under /staff/<code>/identity/. Views are thin: forms check input,
+services write, selectors read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from allauth.account.decorators import verified_email_required
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.db import transaction
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from establishments.models import Establishment
+from establishments.permissions import role_required
+from establishments.selectors import has_role_at, is_staff_member
+from identity import forms, selectors, services
+from identity.models import ConnectionStatus, Dependant, IdentityCheck, VisitorProfile
+from identity.services import IdentityError
+from monitoring.models import AuditAction
+from monitoring.services import audit_record
+
+IMAGE_KINDS = {"id": "id_image", "selfie": "selfie_image"}
+
+
+def _apply_error(form: Any, error: IdentityError) -> None:
+    form.add_error(error.field if error.field in form.fields else None, error.message)
+
+
+def _private_image(file: FieldFile, *, filename: str) -> FileResponse:
+    response = FileResponse(file.open("rb"), content_type="image/jpeg")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["Cache-Control"] = "no-store, private"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def _refuse_image(
+    request: HttpRequest, *, establishment: Establishment | None, detail: dict
+) -> None:
+    audit_record(
+        actor=request.user,  # type: ignore[arg-type]
+        action=AuditAction.ID_IMAGE_DENIED,
+        establishment=establishment,
+        detail={"path": request.path[:200], **detail},
+    )
+    raise Http404("No such image.")
+
+
+def _require_profile(request: HttpRequest) -> VisitorProfile | None:
+    return selectors.profile_for(request.user)
+
+
+# --- The visitor's pages ---------------------------------------------------------------------
+
+
+@verified_email_required
+def me(request: HttpRequest) -> HttpResponse:
+    overview = selectors.visitor_overview(request.user)  # type: ignore[arg-type]
+    return render(request, "identity/me.html", {"overview": overview})
+
+
+@verified_email_required
+@require_http_methods(["GET", "POST"])
+def me_profile(request: HttpRequest) -> HttpResponse:
+    profile = _require_profile(request)
+    initial = (
+        {
+            "legal_name": profile.legal_name,
+            "date_of_birth": profile.date_of_birth,
+            "phone": profile.phone,
+            "country_of_residence": profile.country_of_residence,
+        }
+        if profile
+        else {"country_of_residence": "GB"}
+    )
+    form = forms.ProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.profile_save(user=request.user, **form.cleaned_data)  # type: ignore[arg-type]
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, "Your details are saved.")
+            return redirect("me")
+    return render(request, "identity/profile_form.html", {"form": form, "profile": profile})
+
+
+@verified_email_required
+@require_http_methods(["GET", "POST"])
+def me_consent(request: HttpRequest) -> HttpResponse:
+    profile = _require_profile(request)
+    if profile is None:
+        return redirect("me_profile")
+    initial = (
+        {}
+        if profile.biometric_consent is None
+        else {"consent": "yes" if profile.biometric_consent else "no"}
+    )
+    form = forms.ConsentForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        consent = form.cleaned_data["consent"] == "yes"
+        services.consent_set(profile=profile, consent=consent)
+        if consent:
+            messages.success(request, "Thank you. Your face will be checked by computer.")
+        else:
+            messages.success(
+                request,
+                "Prison staff will check your photos by hand. Any stored face data has been "
+                "deleted.",
+            )
+        return redirect("me")
+    return render(
+        request,
+        "identity/consent_form.html",
+        {
+            "form": form,
+            "profile": profile,
+            "notice_version": settings.IDENTITY_CONSENT_NOTICE_VERSION,
+        },
+    )
+
+
+@verified_email_required
+@require_http_methods(["GET", "POST"])
+def me_identity(request: HttpRequest) -> HttpResponse:
+    profile = _require_profile(request)
+    if profile is None:
+        return redirect("me_profile")
+    if profile.biometric_consent is None:
+        return redirect("me_consent")
+    form = forms.IdentityForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.identity_check_submit(
+                profile=profile,
+                id_photo=form.cleaned_data["id_photo"],
+                selfie=form.cleaned_data["selfie"],
+            )
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, "Thank you. Your photos have been sent for checking.")
+            return redirect("me")
+    return render(request, "identity/identity_form.html", {"form": form, "profile": profile})
+
+
+@verified_email_required
+def me_check_image(request: HttpRequest, check_id: int, kind: str) -> HttpResponseBase:
+    check = IdentityCheck.objects.filter(pk=check_id).select_related("profile").first()
+    field = IMAGE_KINDS.get(kind)
+    if check is None or field is None or check.profile.user_id != request.user.pk:
+        _refuse_image(request, establishment=None, detail={"check": check_id, "kind": kind})
+    assert check is not None and field is not None  # noqa: S101
+    file = getattr(check, field)
+    if not file:
+        raise Http404("This photo has been deleted.")
+    return _private_image(file, filename=f"{kind}-{check.pk}.jpg")
+
+
+@verified_email_required
+@require_http_methods(["GET", "POST"])
+def me_dependant_add(request: HttpRequest) -> HttpResponse:
+    profile = _require_profile(request)
+    if profile is None:
+        return redirect("me_profile")
+    if profile.biometric_consent is None:
+        return redirect("me_consent")
+    form = forms.DependantForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dependant = services.dependant_add(profile=profile, **form.cleaned_data)
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, f"{dependant.first_name} has been added and will be checked.")
+            return redirect("me")
+    return render(request, "identity/dependant_form.html", {"form": form})
+
+
+def _own_dependant(request: HttpRequest, dependant_id: int) -> Dependant | None:
+    return Dependant.objects.filter(
+        pk=dependant_id, lead_visitor__user_id=request.user.pk or 0
+    ).first()
+
+
+@verified_email_required
+@require_http_methods(["GET", "POST"])
+def me_dependant_photo(request: HttpRequest, dependant_id: int) -> HttpResponse:
+    dependant = _own_dependant(request, dependant_id)
+    if dependant is None:
+        raise Http404("No such person.")
+    form = forms.DependantPhotoForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.dependant_replace_photo(dependant=dependant, photo=form.cleaned_data["photo"])
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, f"The new photo of {dependant.first_name} has been sent.")
+            return redirect("me")
+    return render(
+        request, "identity/dependant_photo_form.html", {"form": form, "dependant": dependant}
+    )
+
+
+@verified_email_required
+def me_dependant_image(request: HttpRequest, dependant_id: int) -> HttpResponseBase:
+    dependant = _own_dependant(request, dependant_id)
+    if dependant is None:
+        _refuse_image(request, establishment=None, detail={"dependant": dependant_id})
+    assert dependant is not None  # noqa: S101
+    if not dependant.photo:
+        raise Http404("No photo.")
+    return _private_image(dependant.photo, filename=f"dependant-{dependant.pk}.jpg")
+
+
+@verified_email_required
+@require_http_methods(["GET", "POST"])
+def me_connect(request: HttpRequest) -> HttpResponse:
+    profile = _require_profile(request)
+    if profile is None:
+        return redirect("me_profile")
+    form = forms.ConnectionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.connection_request(profile=profile, **form.cleaned_data)
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, "Your request has been sent to the prison.")
+            return redirect("me")
+    return render(request, "identity/connection_form.html", {"form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def me_delete(request: HttpRequest) -> HttpResponse:
+    form = forms.DeleteAccountForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        user = request.user
+        logout(request)
+        services.account_delete(user=user)  # type: ignore[arg-type]
+        messages.success(request, "Your account, photos and face data have been deleted.")
+        return redirect("home")
+    return render(request, "identity/delete_account.html", {"form": form})
+
+
+# --- Staff pages -------------------------------------------------------------------------------
+
+
+@login_required
+def staff_home(request: HttpRequest) -> HttpResponse:
+    if not is_staff_member(request.user):
+        raise Http404("Staff only.")
+    memberships = request.user.staff_memberships.select_related("establishment").order_by(  # type: ignore[union-attr]
+        "establishment__name"
+    )
+    return render(request, "identity/staff_home.html", {"memberships": memberships})
+
+
+@role_required("visits_admin")
+def staff_queue(request: HttpRequest, establishment: Establishment) -> HttpResponse:
+    context = {
+        "establishment": establishment,
+        "checks": selectors.identity_checks_to_review(establishment),
+        "dependants": selectors.dependants_to_review(establishment),
+        "pending_connections": selectors.connections_at(establishment, [ConnectionStatus.PENDING]),
+        "approved_connections": selectors.connections_at(
+            establishment, [ConnectionStatus.APPROVED]
+        ),
+    }
+    return render(request, "identity/staff_queue.html", context)
+
+
+@role_required("visits_admin")
+@require_http_methods(["GET", "POST"])
+def staff_check(request: HttpRequest, check_id: int, establishment: Establishment) -> HttpResponse:
+    check = selectors.check_for_staff(establishment, check_id)
+    if check is None:
+        raise Http404("No such identity check here.")
+    form = forms.DecisionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        decide = (
+            services.identity_check_approve
+            if form.cleaned_data["decision"] == "approve"
+            else services.identity_check_reject
+        )
+        try:
+            decide(
+                check=check,
+                by=request.user,  # type: ignore[arg-type]
+                establishment=establishment,
+                reason=form.cleaned_data["reason"],
+            )
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, f"Decision recorded for {check.profile.legal_name}.")
+            return redirect("identity_staff_queue", code=establishment.code)
+    return render(
+        request,
+        "identity/staff_check.html",
+        {"establishment": establishment, "check": check, "form": form},
+    )
+
+
+def _staff_image_establishment(request: HttpRequest, code: str) -> Establishment | None:
+    """The establishment if the user is a visits admin there; refusals are logged."""
+    if not request.user.is_authenticated:
+        return None
+    establishment = Establishment.objects.filter(code=code).first()
+    if establishment is None or not has_role_at(request.user, establishment, "visits_admin"):
+        _refuse_image(request, establishment=establishment, detail={"code": code[:64]})
+    return establishment
+
+
+@login_required
+def staff_check_image(
+    request: HttpRequest, code: str, check_id: int, kind: str
+) -> HttpResponseBase:
+    establishment = _staff_image_establishment(request, code)
+    field = IMAGE_KINDS.get(kind)
+    check = selectors.check_for_staff(establishment, check_id) if establishment else None
+    if check is None or field is None:
+        _refuse_image(request, establishment=establishment, detail={"check": check_id})
+    assert check is not None and field is not None  # noqa: S101
+    file = getattr(check, field)
+    if not file:
+        raise Http404("This photo has been deleted.")
+    with transaction.atomic():
+        audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            action=AuditAction.ID_IMAGE_VIEW,
+            establishment=establishment,
+            target=check,
+            detail={"kind": kind},
+        )
+    return _private_image(file, filename=f"{kind}-{check.pk}.jpg")
+
+
+@role_required("visits_admin")
+@require_http_methods(["GET", "POST"])
+def staff_dependant(
+    request: HttpRequest, dependant_id: int, establishment: Establishment
+) -> HttpResponse:
+    dependant = selectors.dependant_for_staff(establishment, dependant_id)
+    if dependant is None:
+        raise Http404("No such person here.")
+    form = forms.DecisionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        decide = (
+            services.dependant_approve
+            if form.cleaned_data["decision"] == "approve"
+            else services.dependant_reject
+        )
+        try:
+            decide(
+                dependant=dependant,
+                by=request.user,  # type: ignore[arg-type]
+                establishment=establishment,
+                reason=form.cleaned_data["reason"],
+            )
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, f"Decision recorded for {dependant.full_name}.")
+            return redirect("identity_staff_queue", code=establishment.code)
+    return render(
+        request,
+        "identity/staff_dependant.html",
+        {"establishment": establishment, "dependant": dependant, "form": form},
+    )
+
+
+@login_required
+def staff_dependant_photo(request: HttpRequest, code: str, dependant_id: int) -> HttpResponseBase:
+    establishment = _staff_image_establishment(request, code)
+    dependant = (
+        selectors.dependant_for_staff(establishment, dependant_id) if establishment else None
+    )
+    if dependant is None:
+        _refuse_image(request, establishment=establishment, detail={"dependant": dependant_id})
+    assert dependant is not None  # noqa: S101
+    if not dependant.photo:
+        raise Http404("No photo.")
+    with transaction.atomic():
+        audit_record(
+            actor=request.user,  # type: ignore[arg-type]
+            action=AuditAction.ID_IMAGE_VIEW,
+            establishment=establishment,
+            target=dependant,
+            detail={"kind": "dependant_photo"},
+        )
+    return _private_image(dependant.photo, filename=f"dependant-{dependant.pk}.jpg")
+
+
+@role_required("visits_admin")
+@require_http_methods(["GET", "POST"])
+def staff_connection(
+    request: HttpRequest, connection_id: int, establishment: Establishment
+) -> HttpResponse:
+    connection = selectors.connection_for_staff(establishment, connection_id)
+    if connection is None:
+        raise Http404("No such connection here.")
+    is_pending = connection.status == ConnectionStatus.PENDING
+    form: forms.DecisionForm | forms.RevokeForm = (
+        forms.DecisionForm(request.POST or None)
+        if is_pending
+        else forms.RevokeForm(request.POST or None)
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            if not is_pending:
+                services.connection_revoke(
+                    connection=connection,
+                    by=request.user,  # type: ignore[arg-type]
+                    establishment=establishment,
+                    reason=form.cleaned_data["reason"],
+                )
+            elif form.cleaned_data["decision"] == "approve":
+                services.connection_approve(
+                    connection=connection,
+                    by=request.user,  # type: ignore[arg-type]
+                    establishment=establishment,
+                    reason=form.cleaned_data["reason"],
+                )
+            else:
+                services.connection_reject(
+                    connection=connection,
+                    by=request.user,  # type: ignore[arg-type]
+                    establishment=establishment,
+                    reason=form.cleaned_data["reason"],
+                )
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(request, "Decision recorded.")
+            return redirect("identity_staff_queue", code=establishment.code)
+    return render(
+        request,
+        "identity/staff_connection.html",
+        {
+            "establishment": establishment,
+            "connection": connection,
+            "form": form,
+            "is_pending": is_pending,
+            "can_revoke": connection.status == ConnectionStatus.APPROVED,
+        },
+    )
