@@ -477,3 +477,18 @@ def test_dependant_added_and_reviewed(
         ).status_code
         == 404
     )
+
+
+def test_me_links_each_approved_connection_to_its_booking_portal(client) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    from tests import factories
+
+    connection = factories.ConnectionFactory()
+    pending = factories.ConnectionFactory(visitor=connection.visitor, status="pending")
+    client.force_login(connection.visitor.user)
+    content = client.get(reverse("me")).content.decode()
+    portal = reverse("bookings:portal", args=[connection.prisoner.establishment.code])
+    assert f'href="{portal}"' in content
+    other_portal = reverse("bookings:portal", args=[pending.prisoner.establishment.code])
+    assert f'href="{other_portal}"' not in content
