@@ -11,6 +11,7 @@ from datetime import date, time
 from allauth.account.models import EmailAddress
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.utils import timezone
 
 from establishments.models import (
     Establishment,
@@ -27,6 +28,9 @@ from establishments.services import establishment_set_stage
 
 DEMO_PASSWORD = "purple-visits-demo"  # noqa: S105 - public demo credential
 DEMO_ESTABLISHMENT_CODE = "askham-grange"
+# Staff must use two-factor authentication; demo staff share this public TOTP secret so
+# a demonstration needs no phone: `python manage.py demo_code` prints the current code.
+DEMO_TOTP_SECRET = "PURPLEVISITSDEMOPURPLEVISITSDEMO"  # noqa: S105 - public demo credential
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,20 @@ def demo_user(
         user=user, email=email, defaults={"verified": True, "primary": True}
     )
     return user
+
+
+def demo_staff_mfa(user: User) -> None:
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
+        TOTP.activate(user, DEMO_TOTP_SECRET)
+
+
+def demo_code() -> str:
+    from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
+
+    return format_hotp_value(hotp_value(DEMO_TOTP_SECRET, int(timezone.now().timestamp()) // 30))
 
 
 @transaction.atomic
@@ -107,11 +125,14 @@ def seed_demo() -> DemoResult:
         DemoAccount("hq@demo.purplevisits.test", DEMO_PASSWORD, "HQ, national read-only view"),
         DemoAccount("family@demo.purplevisits.test", DEMO_PASSWORD, "family visitor"),
     ]
-    demo_user(accounts[0].email, first_name="Ada", last_name="Admin", superuser=True)
+    demo_staff_mfa(
+        demo_user(accounts[0].email, first_name="Ada", last_name="Admin", superuser=True)
+    )
     for account, role in zip(
         accounts[1:4], (StaffRole.OFFICER, StaffRole.VISITS_ADMIN, StaffRole.HQ), strict=True
     ):
         user = demo_user(account.email, first_name=role.label.split()[0], last_name="Demo")
+        demo_staff_mfa(user)
         StaffMembership.objects.get_or_create(
             user=user,
             establishment=None if role == StaffRole.HQ else establishment,

@@ -135,3 +135,28 @@ def test_seed_demo_is_idempotent(capsys) -> None:  # type: ignore[no-untyped-def
     assert "family@demo.purplevisits.test" in out
     demo = Establishment.objects.get(code="askham-grange")
     assert demo.is_live and demo.terminals.count() == 2 and demo.visit_sessions.exists()
+
+
+def test_demo_staff_have_two_factor_with_the_printed_secret(capsys, settings) -> None:  # type: ignore[no-untyped-def]
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import validate_totp_code
+
+    from establishments.demo import DEMO_TOTP_SECRET, demo_code
+
+    call_command("seed_demo")
+    assert DEMO_TOTP_SECRET in capsys.readouterr().out
+    staff = Authenticator.objects.filter(type=Authenticator.Type.TOTP).values_list(
+        "user__email", flat=True
+    )
+    assert set(staff) == {
+        "admin@demo.purplevisits.test",
+        "officer@demo.purplevisits.test",
+        "visits@demo.purplevisits.test",
+        "hq@demo.purplevisits.test",
+    }
+    assert validate_totp_code(DEMO_TOTP_SECRET, demo_code())
+    with pytest.raises(CommandError, match="only in a DEBUG"):
+        call_command("demo_code")
+    settings.DEBUG = True
+    call_command("demo_code")
+    assert capsys.readouterr().out.strip() == demo_code()

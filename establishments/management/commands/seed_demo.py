@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from establishments.demo import seed_demo
+from establishments.demo import DEMO_TOTP_SECRET, seed_demo
 
 
 class Command(BaseCommand):
@@ -15,3 +15,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {account.email.ljust(width)}  {account.password}  {account.description}"
             )
+        self.stdout.write(
+            "Staff accounts use two-factor authentication: add the secret "
+            f"{DEMO_TOTP_SECRET} to an authenticator app, or run "
+            "`.venv/bin/python manage.py demo_code` for the current code."
+        )
