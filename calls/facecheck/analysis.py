@@ -24,6 +24,7 @@ child's half-face at the border looked like a stranger.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -138,12 +139,14 @@ def iou(a: Box, b: Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def associate(
-    previous: tuple[Track, ...], boxes: list[Box], threshold: float
-) -> dict[int, Track]:
+def associate(previous: tuple[Track, ...], boxes: list[Box], threshold: float) -> dict[int, Track]:
     """Detection index → previous track it continues (greedy, best IoU first)."""
     pairs = sorted(
-        ((iou(track.box, box), index, track) for index, box in enumerate(boxes) for track in previous),
+        (
+            (iou(track.box, box), index, track)
+            for index, box in enumerate(boxes)
+            for track in previous
+        ),
         key=lambda pair: -pair[0],
     )
     matched: dict[int, Track] = {}
@@ -317,9 +320,7 @@ def warm_up() -> None:
 
 def worker_initializer() -> None:
     """Pool initializer: be nicer than the media loop, then load the models."""
-    try:
-        # The relay's event loop (decode, forward, re-encode) must win the CPU.
+    # The relay's event loop (decode, forward, re-encode) must win the CPU.
+    with contextlib.suppress(OSError):
         os.nice(5)
-    except OSError:  # pragma: no cover - not permitted on some platforms
-        pass
     warm_up()

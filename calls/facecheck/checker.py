@@ -48,6 +48,7 @@ class CheckTiming:
     at: float  # loop time when the check started
     convert_ms: float  # av.VideoFrame → RGB array, in the relay process
     worker_ms: float  # analysis inside the worker
+    detect_ms: float  # of which face detection
     total_ms: float  # from start to decision, including the trip to the worker
     faces: int
     encoded: int
@@ -293,7 +294,9 @@ class FaceChecker:
             image = frame_to_rgb(frame)
         except Exception as error:  # corrupt or unconvertible frame: skip it
             state.failures += 1
-            logger.warning("Face check %s/%s: unusable frame skipped (%s).", self.label, side, error)
+            logger.warning(
+                "Face check %s/%s: unusable frame skipped (%s).", self.label, side, error
+            )
             self._record(side, started, t0, None, f"frame: {error}")
             return None
         convert_ms = (time.perf_counter() - t0) * 1000
@@ -389,6 +392,7 @@ class FaceChecker:
                 at=started,
                 convert_ms=convert_ms,
                 worker_ms=result.total_ms if result else 0.0,
+                detect_ms=result.detect_ms if result else 0.0,
                 total_ms=(time.perf_counter() - t0) * 1000,
                 faces=len(result.detected) if result else 0,
                 encoded=len(result.encoded) if result else 0,

@@ -76,7 +76,9 @@ def canvas(
             (max(1, round(crop.width * scale)), max(1, round(crop.height * scale))),
             Image.Resampling.BILINEAR,
         )
-        frame.paste(crop, (round(cx - (fx - region[0]) * scale), round(cy - (fy - region[1]) * scale)))
+        frame.paste(
+            crop, (round(cx - (fx - region[0]) * scale), round(cy - (fy - region[1]) * scale))
+        )
     return np.asarray(frame)
 
 
@@ -89,13 +91,17 @@ def video_frame(rgb: np.ndarray) -> av.VideoFrame:
 FACE_WIDTH = 130
 
 
-def face_frame(name: str, centre: tuple[int, int] = (320, 240), width: int = FACE_WIDTH) -> av.VideoFrame:
+def face_frame(
+    name: str, centre: tuple[int, int] = (320, 240), width: int = FACE_WIDTH
+) -> av.VideoFrame:
     return video_frame(canvas((name, width, centre)))
 
 
 def three_faces() -> np.ndarray:
     return canvas(
-        ("obama.jpg", 120, (110, 200)), ("biden.jpg", 120, (320, 260)), ("obama3.jpg", 120, (530, 220))
+        ("obama.jpg", 120, (110, 200)),
+        ("biden.jpg", 120, (320, 260)),
+        ("obama3.jpg", 120, (530, 220)),
     )
 
 
@@ -148,7 +154,9 @@ class Events:
         self.resumes: list[tuple[str, dict[str, object]]] = []
         self.paused = asyncio.Event()
 
-    async def on_pause(self, side: str, reason: str, jpeg: bytes, detail: dict[str, object]) -> None:
+    async def on_pause(
+        self, side: str, reason: str, jpeg: bytes, detail: dict[str, object]
+    ) -> None:
         self.pauses.append((side, reason, jpeg, detail))
         self.paused.set()
 

@@ -144,7 +144,12 @@ def test_a_lost_track_is_kept_for_a_couple_of_checks_then_dropped() -> None:
     # Back within the grace period: same track, no new encoding.
     result = analyse(job(empty, "obama.jpg", tracks=first.tracks, next_track_id=2))
     back = analyse(
-        job(frame_to_rgb(face_frame("obama.jpg")), "obama.jpg", tracks=result.tracks, next_track_id=2)
+        job(
+            frame_to_rgb(face_frame("obama.jpg")),
+            "obama.jpg",
+            tracks=result.tracks,
+            next_track_id=2,
+        )
     )
     assert back.encoded == ()
     assert only(back.tracks).status == APPROVED
@@ -191,8 +196,8 @@ def test_bad_images_are_refused_with_a_value_error(bad: object) -> None:
 def test_jobs_and_results_cross_process_boundaries() -> None:
     image = frame_to_rgb(face_frame("biden.jpg"))
     request = job(image, "obama.jpg", "obama2.jpg", tracks=())
-    result = analyse(pickle.loads(pickle.dumps(request)))
-    again = pickle.loads(pickle.dumps(result))
+    result = analyse(pickle.loads(pickle.dumps(request)))  # noqa: S301
+    again = pickle.loads(pickle.dumps(result))  # noqa: S301
     assert again.tracks == result.tracks
     assert np.array_equal(again.encodings[1], result.encodings[1])
 

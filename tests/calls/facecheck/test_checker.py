@@ -33,7 +33,9 @@ from tests.calls.facecheck.conftest import (
 STEP = 0.5  # two checks a second
 
 
-def make_checker(pool: FaceCheckPool, events: Events, fake: object, /, **kwargs: object) -> FaceChecker:
+def make_checker(
+    pool: FaceCheckPool, events: Events, fake: object, /, **kwargs: object
+) -> FaceChecker:
     options: dict[str, object] = {
         "approved_encodings": [encoding_of("obama.jpg")],
         "on_pause": events.on_pause,
@@ -174,7 +176,9 @@ async def test_a_child_moving_in_and_out_of_frame_never_pauses(face_pool, events
     await checker.stop()
 
 
-async def test_the_prisoner_side_is_checked_only_with_an_enrolment(face_pool, events, clock) -> None:
+async def test_the_prisoner_side_is_checked_only_with_an_enrolment(
+    face_pool, events, clock
+) -> None:
     family_only = make_checker(face_pool, events, clock)
     assert family_only.sides == (FAMILY,)
     family_only.offer_frame(PRISONER, BIDEN)  # ignored, not an error
@@ -215,7 +219,9 @@ class WrongShapeFrame:
 def odd_frames() -> list[object]:
     rng = np.random.default_rng(7)
     frames: list[object] = [
-        av.VideoFrame.from_ndarray(rng.integers(0, 256, (479, 641, 3), dtype=np.uint8), format="rgb24"),
+        av.VideoFrame.from_ndarray(
+            rng.integers(0, 256, (479, 641, 3), dtype=np.uint8), format="rgb24"
+        ),
         av.VideoFrame.from_ndarray(np.zeros((2, 2, 3), np.uint8), format="rgb24"),
         video_frame(np.zeros((1080, 1920, 3), np.uint8)),
         video_frame(np.zeros((1920, 64, 3), np.uint8)),

@@ -14,9 +14,7 @@ BOX = (10, 110, 110, 10)
 
 def result(*statuses: str, missed: tuple[str, ...] = ()) -> CheckResult:
     seen = [Track(id=i + 1, box=BOX, status=s, distance=0.8) for i, s in enumerate(statuses)]
-    lost = [
-        Track(id=100 + i, box=BOX, status=s, missed=1) for i, s in enumerate(missed)
-    ]
+    lost = [Track(id=100 + i, box=BOX, status=s, missed=1) for i, s in enumerate(missed)]
     return CheckResult(
         tracks=tuple(seen + lost),
         next_track_id=200,
@@ -116,7 +114,12 @@ def test_bad_configuration_is_refused() -> None:
 
 @given(st.lists(st.sampled_from(["none", "approved", "unknown", "unapproved"]), max_size=200))
 def test_never_paused_without_two_consecutive_unapproved_checks(seq: list[str]) -> None:
-    statuses = {"none": (), "approved": (APPROVED,), "unknown": (UNKNOWN,), "unapproved": (UNAPPROVED,)}
+    statuses = {
+        "none": (),
+        "approved": (APPROVED,),
+        "unknown": (UNKNOWN,),
+        "unapproved": (UNAPPROVED,),
+    }
     decision = SideDecision()
     out, _ = run(decision, [result(*statuses[s]) for s in seq])
     confirmed = any(a == b == "unapproved" for a, b in zip(seq, seq[1:], strict=False))
