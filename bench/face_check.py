@@ -121,6 +121,11 @@ async def per_check(pool: FaceCheckPool, samples: int) -> dict[str, float]:
             )
             worker_means[name] = statistics.mean(workers)
     print("  (one 1-face 'new' check = HOG detection at 480 px + one 128-d encoding)")
+    print(
+        "  (tracked faces are also re-verified: one encoding, at most one face per check,"
+        " every 30 checks = 15 s per face; a face whose aligned chip changes is encoded"
+        " at once)"
+    )
 
     print("\n   Detection width (1 tracked face, in-process analysis, p50):")
     image = face_frame("obama.jpg").to_ndarray(format="rgb24")

@@ -68,9 +68,10 @@ class CheckJob:
     tolerance: float = 0.6
     detect_width: int = 480
     next_track_id: int = 1
-    # Re-encode an approved track after this many checks (a swap of people in the same
-    # spot between two checks must not stay "approved" forever).
-    reverify_every: int = 10
+    # Re-encode an approved track after this many checks, as a backstop to the chip
+    # comparison below; at most one such re-verification per check, so its cost is
+    # spread out instead of hitting every tracked face at the same check.
+    reverify_every: int = 30
     # Detections scoring below this (dlib HOG margin) are too weak to encode.
     min_score: float = 0.25
     # Detections with more than this fraction of the box outside the frame are not encoded.
@@ -226,6 +227,13 @@ def analyse(job: CheckJob) -> CheckResult:
     current: list[Track] = []
     to_encode: list[int] = []  # indexes into current
     chips: dict[int, np.ndarray] = {}  # index into current → chip of a face to encode
+    # The one approved track due for re-verification in this check (the most overdue).
+    due = [
+        track
+        for track in matched.values()
+        if track.status == APPROVED and track.since_encode + 1 >= job.reverify_every
+    ]
+    reverify = max(due, key=lambda t: t.since_encode).id if due else None
     for index, (box, good) in enumerate(detections):
         previous = matched.get(index)
         chip = face_chip(image, box) if good else None
@@ -244,7 +252,7 @@ def analyse(job: CheckJob) -> CheckResult:
             )
             needs = (
                 track.status != APPROVED
-                or track.since_encode >= job.reverify_every
+                or track.id == reverify
                 or same_face(chip, previous.chip) < job.same_face_min
             )
         if needs and good and chip is not None:

@@ -96,13 +96,39 @@ def test_approved_tracks_are_reverified_now_and_then() -> None:
     assert encoded_at == [3, 6]
 
 
-def test_a_stranger_swapped_into_an_approved_track_is_caught_at_reverification() -> None:
+def test_at_most_one_approved_track_is_reverified_per_check() -> None:
+    image = three_faces()
+    result = analyse(job(image, "obama.jpg", "biden.jpg", tracks=()))
+    assert len(result.encoded) == 3
+    encoded = []
+    for _ in range(6):
+        result = analyse(
+            job(
+                image,
+                "obama.jpg",
+                "biden.jpg",
+                tracks=result.tracks,
+                next_track_id=result.next_track_id,
+                reverify_every=2,
+            )
+        )
+        assert all(t.status == APPROVED for t in result.tracks)
+        encoded.append(len(result.encoded))
+    assert max(encoded) == 1
+    assert sum(encoded) >= 4  # all three get their turn
+
+
+@pytest.mark.parametrize("other", ["biden.jpg", "obama3.jpg"])
+def test_someone_else_in_the_same_spot_is_encoded_at_once(other: str) -> None:
+    # The tracker must not carry "approved" over to a different face in the same box.
     first = analyse(job(frame_to_rgb(face_frame("obama.jpg")), "obama.jpg", tracks=()))
-    swapped = frame_to_rgb(face_frame("biden.jpg"))
+    swapped = frame_to_rgb(face_frame(other))
     result = analyse(
-        job(swapped, "obama.jpg", tracks=first.tracks, next_track_id=2, reverify_every=1)
+        job(swapped, "obama.jpg", tracks=first.tracks, next_track_id=2, reverify_every=1000)
     )
-    assert only(result.tracks).status == UNAPPROVED
+    assert result.encoded == (first.tracks[0].id,)
+    expected = UNAPPROVED if other == "biden.jpg" else APPROVED
+    assert only(result.tracks).status == expected
 
 
 def test_unapproved_tracks_are_encoded_at_every_check() -> None:
