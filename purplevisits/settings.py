@@ -370,3 +370,11 @@ CELERY_BEAT_SCHEDULE["identity-delete-stale-encodings"] = {
     "task": "identity.tasks.delete_stale_encodings",
     "schedule": 24 * 60 * 60,
 }
+# --- face checks ----------------------------------------------------------------------
+# Worker processes of each relay process's face-check pool (dlib holds the GIL, so
+# processes, not threads). Default: one per core.
+FACE_CHECK_WORKERS = env_int("FACE_CHECK_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256)
+# Width a frame is downscaled to for face detection (HOG, no upsampling). dlib finds
+# faces from about 80 px wide at this width: 480 finds a face filling ~17% of a
+# 640-wide frame (someone about 75 cm from a laptop camera) in ~15 ms.
+FACE_CHECK_DETECT_WIDTH = env_int("FACE_CHECK_DETECT_WIDTH", 480, minimum=160, maximum=1920)

@@ -1,0 +1,334 @@
+"""The face analysis that runs in the worker processes: pure, synchronous, picklable in/out.
+
+Nothing here touches Django, the database or the event loop. The relay process sends a
+:class:`CheckJob` (an RGB frame already capped at ``TRANSPORT_WIDTH`` plus the tracks of
+the previous check) and gets back a :class:`CheckResult`.
+
+One check:
+
+1. downscale the frame to ``detect_width`` and run dlib's HOG detector with
+   ``upsample 0`` (face_recognition's default upsample 1 is 4-5x slower);
+2. associate each detection with a track of the previous check (greedy IoU);
+3. encode only the faces that need it — new tracks, tracks not yet known to be
+   approved, and approved tracks due for re-verification — on the full transport
+   resolution (a better face chip than the detection image gives);
+   A tracked face is also encoded again when its aligned face chip (5 landmarks, 0.6 ms)
+   no longer looks like the chip of its last encoding, so a person replaced by
+   another in the same spot between two checks is caught at once;
+4. compare with the approved encodings (``face_distance`` ≤ tolerance → approved).
+
+A detection is not encoded (status ``unknown``) when it is weak or cut by the edge of
+the frame: those encodings are unreliable, and a family must not be paused because a
+child's half-face at the border looked like a stranger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Face boxes are (top, right, bottom, left) in transport-image pixels, face_recognition's order.
+Box = tuple[int, int, int, int]
+
+APPROVED = "approved"
+UNAPPROVED = "unapproved"
+UNKNOWN = "unknown"
+
+# Frames wider than this are downscaled in the relay before they are sent to a worker.
+TRANSPORT_WIDTH = 640
+
+
+@dataclass(frozen=True)
+class Track:
+    """A face followed from check to check."""
+
+    id: int
+    box: Box
+    status: str = UNKNOWN
+    # Checks since this track was last encoded (approved tracks are re-verified now and then).
+    since_encode: int = 0
+    # Consecutive checks in which the track was not detected (kept a little, then dropped).
+    missed: int = 0
+    # Smallest distance to an approved encoding at the last encoding (None: never encoded).
+    distance: float | None = None
+    # Small aligned grey face chip from the last encoding: if the face in the track stops
+    # looking like it (another person sat down in the same spot), it is encoded again.
+    chip: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class CheckJob:
+    image: np.ndarray  # H x W x 3, uint8, RGB
+    tracks: tuple[Track, ...]
+    approved: np.ndarray  # N x 128 float64 (N may be 0: then every face is unapproved)
+    tolerance: float = 0.6
+    detect_width: int = 480
+    next_track_id: int = 1
+    # Re-encode an approved track after this many checks, as a backstop to the chip
+    # comparison below; at most one such re-verification per check, so its cost is
+    # spread out instead of hitting every tracked face at the same check.
+    reverify_every: int = 30
+    # Detections scoring below this (dlib HOG margin) are too weak to encode.
+    min_score: float = 0.25
+    # Detections with more than this fraction of the box outside the frame are not encoded.
+    max_outside: float = 0.15
+    # Tracks survive this many checks without a detection (detector drop-outs).
+    keep_missed: int = 2
+    iou_threshold: float = 0.3
+    # Correlation of aligned face chips below which a tracked face counts as changed.
+    # Measured: the same face moved or rescaled ≥ 0.98; another photo of the same
+    # person ~0.5; other people 0.25-0.75.
+    same_face_min: float = 0.85
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    tracks: tuple[Track, ...]
+    next_track_id: int
+    # Track ids detected in this check, and those encoded in it.
+    detected: tuple[int, ...]
+    encoded: tuple[int, ...]
+    encodings: dict[int, np.ndarray] = field(default_factory=dict)
+    image_size: tuple[int, int] = (0, 0)  # (width, height) of the transport image
+    detect_ms: float = 0.0
+    encode_ms: float = 0.0
+    total_ms: float = 0.0
+    worker_pid: int = 0
+
+    def seen(self, status: str) -> list[Track]:
+        """Tracks detected in this check with ``status``."""
+        ids = set(self.detected)
+        return [t for t in self.tracks if t.id in ids and t.status == status]
+
+
+def check_image(image: object) -> np.ndarray:
+    """The image as an H x W x 3 uint8 array, or ValueError."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"expected a numpy array, got {type(image).__name__}")
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected H x W x 3 uint8 RGB, got {image.shape} {image.dtype}")
+    if image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError("empty image")
+    return np.ascontiguousarray(image)
+
+
+def _downscale(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
+    """(image at most ``width`` wide, factor transport/detect)."""
+    height, current = image.shape[:2]
+    if current <= width:
+        return image, 1.0
+    from PIL import Image
+
+    new_height = max(1, round(height * width / current))
+    small = Image.fromarray(image).resize((width, new_height), Image.Resampling.BILINEAR)
+    return np.asarray(small), current / width
+
+
+def iou(a: Box, b: Box) -> float:
+    top = max(a[0], b[0])
+    right = min(a[1], b[1])
+    bottom = min(a[2], b[2])
+    left = max(a[3], b[3])
+    inter = max(0, right - left) * max(0, bottom - top)
+    area_a = max(0, a[1] - a[3]) * max(0, a[2] - a[0])
+    area_b = max(0, b[1] - b[3]) * max(0, b[2] - b[0])
+    union = area_a + area_b - inter
+    return inter / union if union > 0 else 0.0
+
+
+def associate(previous: tuple[Track, ...], boxes: list[Box], threshold: float) -> dict[int, Track]:
+    """Detection index → previous track it continues (greedy, best IoU first)."""
+    pairs = sorted(
+        (
+            (iou(track.box, box), index, track)
+            for index, box in enumerate(boxes)
+            for track in previous
+        ),
+        key=lambda pair: -pair[0],
+    )
+    matched: dict[int, Track] = {}
+    used: set[int] = set()
+    for overlap, index, track in pairs:
+        if overlap < threshold:
+            break
+        if index in matched or track.id in used:
+            continue
+        matched[index] = track
+        used.add(track.id)
+    return matched
+
+
+def _detect(
+    small: np.ndarray, scale: float, size: tuple[int, int], *, min_score: float, max_outside: float
+) -> list[tuple[Box, bool]]:
+    """[(box in transport pixels, good enough to encode)] for each face found."""
+    from face_recognition.api import face_detector
+
+    width, height = size
+    rects, scores, _kinds = face_detector.run(small, 0, 0.0)
+    found: list[tuple[Box, bool]] = []
+    for rect, score in zip(rects, scores, strict=True):
+        raw = (
+            round(rect.top() * scale),
+            round(rect.right() * scale),
+            round(rect.bottom() * scale),
+            round(rect.left() * scale),
+        )
+        box = (max(raw[0], 0), min(raw[1], width), min(raw[2], height), max(raw[3], 0))
+        raw_area = max(1, (raw[1] - raw[3]) * (raw[2] - raw[0]))
+        inside = max(0, box[1] - box[3]) * max(0, box[2] - box[0])
+        if inside == 0:
+            continue
+        outside = 1 - inside / raw_area
+        found.append((box, score >= min_score and outside <= max_outside))
+    return found
+
+
+def face_chip(image: np.ndarray, box: Box) -> np.ndarray:
+    """A 16 x 16 aligned, normalised grey chip of the face (cheap appearance signature)."""
+    import dlib
+    from face_recognition.api import pose_predictor_5_point
+
+    top, right, bottom, left = box
+    shape = pose_predictor_5_point(image, dlib.rectangle(left, top, right, bottom))
+    chip = np.asarray(dlib.get_face_chip(image, shape, size=32, padding=0.0), np.float32)
+    grey = chip.mean(axis=2).reshape(16, 2, 16, 2).mean(axis=(1, 3))
+    grey -= grey.mean()
+    return grey / max(float(grey.std()), 1e-3)
+
+
+def same_face(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Correlation of two chips (-1…1); 0 when either is missing."""
+    if a is None or b is None or a.shape != b.shape:
+        return 0.0
+    return float(np.mean(a * b))
+
+
+def analyse(job: CheckJob) -> CheckResult:
+    """Run one face check. Raises ValueError on a bad image; anything else is a bug."""
+    import face_recognition
+
+    started = time.perf_counter()
+    image = check_image(job.image)
+    height, width = image.shape[:2]
+    small, scale = _downscale(image, max(16, job.detect_width))
+    detections = _detect(
+        small, scale, (width, height), min_score=job.min_score, max_outside=job.max_outside
+    )
+    detected_at = time.perf_counter()
+
+    boxes = [box for box, _good in detections]
+    matched = associate(job.tracks, boxes, job.iou_threshold)
+    next_id = job.next_track_id
+    current: list[Track] = []
+    to_encode: list[int] = []  # indexes into current
+    chips: dict[int, np.ndarray] = {}  # index into current → chip of a face to encode
+    # The one approved track due for re-verification in this check (the most overdue).
+    due = [
+        track
+        for track in matched.values()
+        if track.status == APPROVED and track.since_encode + 1 >= job.reverify_every
+    ]
+    reverify = max(due, key=lambda t: t.since_encode).id if due else None
+    for index, (box, good) in enumerate(detections):
+        previous = matched.get(index)
+        chip = face_chip(image, box) if good else None
+        if previous is None:
+            track = Track(id=next_id, box=box, status=UNKNOWN, since_encode=0)
+            next_id += 1
+            needs = True
+        else:
+            track = Track(
+                id=previous.id,
+                box=box,
+                status=previous.status,
+                since_encode=previous.since_encode + 1,
+                distance=previous.distance,
+                chip=previous.chip,
+            )
+            needs = (
+                track.status != APPROVED
+                or track.id == reverify
+                or same_face(chip, previous.chip) < job.same_face_min
+            )
+        if needs and good and chip is not None:
+            chips[len(current)] = chip
+            to_encode.append(len(current))
+        elif needs:
+            # A weak or cut-off face says nothing either way: never unapproved on it.
+            track = Track(id=track.id, box=box, status=UNKNOWN, since_encode=track.since_encode)
+        current.append(track)
+
+    encodings: dict[int, np.ndarray] = {}
+    if to_encode:
+        vectors = face_recognition.face_encodings(
+            image, known_face_locations=[current[i].box for i in to_encode], num_jitters=1
+        )
+        approved = np.asarray(job.approved, dtype=np.float64).reshape(-1, 128)
+        for i, vector in zip(to_encode, vectors, strict=True):
+            track = current[i]
+            if len(approved):
+                distance = float(np.min(face_recognition.face_distance(approved, vector)))
+            else:
+                distance = float("inf")
+            status = APPROVED if distance <= job.tolerance else UNAPPROVED
+            current[i] = Track(
+                id=track.id,
+                box=track.box,
+                status=status,
+                since_encode=0,
+                distance=distance,
+                chip=chips[i],
+            )
+            encodings[track.id] = vector
+    encoded_at = time.perf_counter()
+
+    # Keep tracks that were not detected this time for a couple of checks.
+    continued = {track.id for track in matched.values()}
+    for track in job.tracks:
+        if track.id not in continued and track.missed < job.keep_missed:
+            current.append(
+                Track(
+                    id=track.id,
+                    box=track.box,
+                    status=track.status,
+                    since_encode=track.since_encode + 1,
+                    missed=track.missed + 1,
+                    distance=track.distance,
+                    chip=track.chip,
+                )
+            )
+    detected_ids = tuple(t.id for t in current[: len(detections)])
+    return CheckResult(
+        tracks=tuple(current),
+        next_track_id=next_id,
+        detected=detected_ids,
+        encoded=tuple(current[i].id for i in to_encode),
+        encodings=encodings,
+        image_size=(width, height),
+        detect_ms=(detected_at - started) * 1000,
+        encode_ms=(encoded_at - detected_at) * 1000,
+        total_ms=(encoded_at - started) * 1000,
+        worker_pid=os.getpid(),
+    )
+
+
+def warm_up() -> None:
+    """Load dlib's models in a fresh worker so the first real check is not slow."""
+    import face_recognition
+
+    blank = np.zeros((120, 160, 3), dtype=np.uint8)
+    face_recognition.face_encodings(blank, known_face_locations=[(10, 110, 110, 10)])
+    analyse(CheckJob(image=blank, tracks=(), approved=np.zeros((0, 128))))
+
+
+def worker_initializer() -> None:
+    """Pool initializer: be nicer than the media loop, then load the models."""
+    # The relay's event loop (decode, forward, re-encode) must win the CPU.
+    with contextlib.suppress(OSError):
+        os.nice(5)
+    warm_up()

@@ -1,0 +1,139 @@
+"""The process pool that runs face checks for every call of one relay process.
+
+dlib holds the GIL, so face work in threads would stall the relay's media loop: it
+runs in worker processes. One pool per relay process, sized to the cores
+(``settings.FACE_CHECK_WORKERS``), shared by every call on that relay.
+
+A worker that dies (OOM killer, a segfault in native code) breaks a
+``ProcessPoolExecutor`` for good; :meth:`FaceCheckPool.run` then logs the failure,
+replaces the executor and raises :class:`WorkerCrashed` for the checks that were in
+flight, which the callers skip. The next checks run on the new pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+from calls.facecheck.analysis import worker_initializer
+
+logger = logging.getLogger("calls.facecheck")
+
+T = TypeVar("T")
+
+
+class WorkerCrashed(RuntimeError):
+    """A face-check worker process died while this check was queued or running."""
+
+    code = "FACE_WORKER_CRASHED"
+
+
+def default_workers() -> int:
+    from django.conf import settings
+
+    return int(getattr(settings, "FACE_CHECK_WORKERS", 0) or os.cpu_count() or 1)
+
+
+class FaceCheckPool:
+    def __init__(self, workers: int | None = None, *, start_method: str = "forkserver") -> None:
+        self.workers = workers if workers is not None else default_workers()
+        if self.workers < 1:
+            raise ValueError("a face-check pool needs at least one worker")
+        # forkserver: the relay has threads and a running event loop, which fork() would
+        # copy in an undefined state; spawn would re-import the relay's __main__.
+        self._context = multiprocessing.get_context(start_method)
+        self._executor: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self.restarts = 0
+        self.closed = False
+
+    def _make(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=self._context, initializer=worker_initializer
+        )
+
+    def _current(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self.closed:
+                raise RuntimeError("the face-check pool is shut down")
+            if self._executor is None:
+                self._executor = self._make()
+            return self._executor
+
+    def _replace(self, broken: ProcessPoolExecutor, error: BaseException) -> None:
+        with self._lock:
+            if self._executor is not broken or self.closed:
+                return  # another check already replaced it
+            self.restarts += 1
+            logger.error(
+                "Face-check worker process died (%s); restarting the pool (restart %d).",
+                error,
+                self.restarts,
+            )
+            self._executor = self._make()
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    async def run(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
+        """Run ``fn(*args)`` in a worker; WorkerCrashed if the pool broke under it."""
+        executor = self._current()
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(executor, fn, *args)
+            return await asyncio.wait_for(future, timeout)
+        except BrokenProcessPool as error:
+            self._replace(executor, error)
+            raise WorkerCrashed(str(error)) from error
+
+    async def warm(self) -> list[int]:
+        """Start every worker and load the models now, not on the first call's checks."""
+        pids = await asyncio.gather(*(self.run(_slow_pid) for _ in range(self.workers)))
+        return sorted(set(pids))
+
+    def worker_pids(self) -> list[int]:
+        """Pids of the live workers (for tests, benchmarks and the relay's load report)."""
+        executor = self._executor
+        processes = getattr(executor, "_processes", None) or {}
+        return sorted(processes)
+
+    def shutdown(self, *, wait: bool = True) -> None:
+        with self._lock:
+            self.closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _slow_pid() -> int:
+    # Long enough that warm() cannot hand every job to the first worker.
+    import time
+
+    time.sleep(0.05)
+    return os.getpid()
+
+
+_shared: FaceCheckPool | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_pool() -> FaceCheckPool:
+    """The relay process's one pool (created on first use)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.closed:
+            _shared = FaceCheckPool()
+        return _shared
+
+
+def close_shared_pool() -> None:
+    global _shared
+    with _shared_lock:
+        pool, _shared = _shared, None
+    if pool is not None:
+        pool.shutdown(wait=True)
