@@ -272,3 +272,10 @@ LOGGING = {
 }
 
 SERVICE_NAME = "Purple Visits"
+
+# --- calls ----------------------------------------------------------------------------
+# Dotted paths of callables run with each new RelayCall inside a relay process (the
+# face checks attach their video observers this way; see docs/signalling.md).
+RELAY_CALL_HOOKS = env_list("RELAY_CALL_HOOKS", [])
+RELAY_REGISTRY_KEY = env_str("RELAY_REGISTRY_KEY", "pv:relays")
+MIDDLEWARE += ["calls.middleware.TerminalAccountMiddleware"]

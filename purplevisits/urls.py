@@ -7,6 +7,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("calls/", include("calls.urls")),
     path("", include("establishments.urls")),
 ]
 
