@@ -470,3 +470,33 @@ __all__ = [
     "call_start",
     "call_terminate",
 ]
+
+
+def terminal_create_login(*, terminal_id: int) -> tuple[User, str]:
+    """Give a terminal (prison laptop) its own sign-in; returns the user and a new random
+    password, shown once. A terminal that already has a login gets a new password."""
+    import secrets
+
+    from allauth.account.models import EmailAddress
+
+    from establishments.models import Terminal
+
+    password = secrets.token_urlsafe(15)
+    with transaction.atomic():
+        terminal = Terminal.objects.select_for_update().select_related("establishment").get(
+            pk=terminal_id
+        )
+        user = terminal.user
+        if user is None:
+            email = f"terminal-{terminal.pk}@{terminal.establishment.code}.terminals.invalid"
+            user = User(username=email, email=email, first_name=terminal.name[:150])
+            user.set_password(password)
+            user.full_clean()
+            user.save()
+            # Terminals sign in with this address; there is no inbox to confirm it.
+            EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+            Terminal.objects.filter(pk=terminal.pk).update(user=user)
+        else:
+            user.set_password(password)
+            user.save(update_fields=["password"])
+    return user, password

@@ -42,7 +42,7 @@ def join(request: HttpRequest, reference: uuid.UUID) -> HttpResponse:
         services.call_check_joinable(booking=booking)
     except services.CallRefused as refusal:
         return _not_open(request, booking, refusal)
-    form = AcceptablePolicyForm(request.POST or None)
+    form = AcceptablePolicyForm(request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         try:
             call = services.call_open(booking=booking)
