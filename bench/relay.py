@@ -72,8 +72,7 @@ def _cpu_seconds(pid: int) -> float:
 async def _offer(port: int, call_id: str, role: str, sdp: str) -> str:
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
     writer.write(
-        json.dumps({"call_id": call_id, "role": role, "channel": role, "sdp": sdp}).encode()
-        + b"\n"
+        json.dumps({"call_id": call_id, "role": role, "channel": role, "sdp": sdp}).encode() + b"\n"
     )
     await writer.drain()
     answer = json.loads(await reader.readline())
@@ -145,9 +144,7 @@ def main() -> None:
             process.start()
         ports = [queue.get(timeout=60) for _ in processes]
         try:
-            result = asyncio.run(
-                run_n(n, ports, [p.pid for p in processes if p.pid], args.seconds)
-            )
+            result = asyncio.run(run_n(n, ports, [p.pid for p in processes if p.pid], args.seconds))
         finally:
             for process in processes:
                 process.terminate()

@@ -218,9 +218,7 @@ class CallConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         if now - self.last_written >= HEARTBEAT_WRITE_EVERY and self.connection_id is not None:
             self.last_written = now
-            await database_sync_to_async(services.call_heartbeat)(
-                connection_id=self.connection_id
-            )
+            await database_sync_to_async(services.call_heartbeat)(connection_id=self.connection_id)
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         if self.role != CallRole.MONITOR:
@@ -339,9 +337,12 @@ class CallConsumer(AsyncWebsocketConsumer):
                         await self._send({"type": "warning", "minutes_left": minutes})
             if left <= 0:
                 await database_sync_to_async(services.call_expire)(call_id=self.call_id)
-        elif status in (CallStatus.WAITING, CallStatus.PAUSED) and slot_ends_at is not None:
-            if now >= slot_ends_at:
-                await database_sync_to_async(services.call_expire)(call_id=self.call_id)
+        elif (
+            status in (CallStatus.WAITING, CallStatus.PAUSED)
+            and slot_ends_at is not None
+            and now >= slot_ends_at
+        ):
+            await database_sync_to_async(services.call_expire)(call_id=self.call_id)
 
     async def _tell_relay(self, message: dict[str, Any]) -> None:
         if not self.offered:

@@ -36,6 +36,6 @@ class TerminalAccountMiddleware:
 
         cached = getattr(user, "_is_terminal_account", None)
         if cached is None:
-            cached = Terminal.objects.filter(user=user).exists()
+            cached = Terminal.objects.filter(user_id=getattr(user, "pk", 0)).exists()
             user._is_terminal_account = cached  # type: ignore[attr-defined]
         return cached

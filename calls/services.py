@@ -318,9 +318,7 @@ _BOOKING_STATUS_AFTER = {
 
 
 @transaction.atomic
-def call_end(
-    *, call_id: uuid.UUID | str, reason: str, actor: Actor = None, note: str = ""
-) -> bool:
+def call_end(*, call_id: uuid.UUID | str, reason: str, actor: Actor = None, note: str = "") -> bool:
     """Any open state → ended. The booking records how it went."""
     if reason not in EndReason.values:
         raise CallActionRefused("BAD_REASON", f"Unknown end reason {reason!r}.")
@@ -483,8 +481,8 @@ def terminal_create_login(*, terminal_id: int) -> tuple[User, str]:
 
     password = secrets.token_urlsafe(15)
     with transaction.atomic():
-        terminal = Terminal.objects.select_for_update().select_related("establishment").get(
-            pk=terminal_id
+        terminal = (
+            Terminal.objects.select_for_update().select_related("establishment").get(pk=terminal_id)
         )
         user = terminal.user
         if user is None:

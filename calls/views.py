@@ -26,7 +26,9 @@ def _family_booking(request: HttpRequest, reference: uuid.UUID) -> Booking:
     )
 
 
-def _not_open(request: HttpRequest, booking: Booking, refusal: services.CallRefused) -> HttpResponse:
+def _not_open(
+    request: HttpRequest, booking: Booking, refusal: services.CallRefused
+) -> HttpResponse:
     return render(
         request,
         "calls/not_open.html",

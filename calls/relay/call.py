@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -115,10 +116,7 @@ class RelayCall:
         """Enforce the end time: ask the services to expire the call when it is due."""
         while not self.closed.is_set() and self.status != "ended":
             deadline = self.ends_at if self.status == "live" else self.slot_ends_at
-            if deadline is None:
-                wait = 5.0
-            else:
-                wait = (deadline - timezone.now()).total_seconds()
+            wait = 5.0 if deadline is None else (deadline - timezone.now()).total_seconds()
             if wait <= 0 and self._on_expire is not None:
                 try:
                     await self._on_expire(self.call_id)
@@ -126,10 +124,8 @@ class RelayCall:
                     logger.exception("expiring call %s failed", self.call_id)
                 wait = 1.0  # the ended state arrives through the channel layer
             self._state_changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._state_changed.wait(), timeout=min(max(wait, 0.05), 5))
-            except TimeoutError:
-                pass
 
     # --- peers -----------------------------------------------------------------------
 
@@ -229,7 +225,7 @@ class RelayCall:
                 self.frames_in[side] += 1
                 for callback in list(self._observers[side]):
                     try:
-                        callback(frame)
+                        callback(frame)  # type: ignore[arg-type]
                     except Exception:
                         logger.exception("video observer failed on call %s", self.call_id)
         except (MediaStreamError, asyncio.CancelledError):

@@ -15,6 +15,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from django.conf import settings
 
@@ -77,7 +78,7 @@ class RedisRegistry:
     def bump(self, relay_id: str) -> None:
         # Count a new assignment before the relay's next heartbeat reports it, so a burst
         # of calls spreads over the relays instead of piling onto the same one.
-        raw = self._redis.hget(self._key, relay_id)
+        raw: Any = self._redis.hget(self._key, relay_id)
         if raw:
             info = RelayInfo(**json.loads(raw))
             info.load += 1
@@ -86,7 +87,8 @@ class RedisRegistry:
     def live(self) -> list[RelayInfo]:
         cutoff = time.time() - DEAD_AFTER_SECONDS
         result = []
-        for relay_id, raw in self._redis.hgetall(self._key).items():
+        entries: Any = self._redis.hgetall(self._key)
+        for relay_id, raw in entries.items():
             info = RelayInfo(**json.loads(raw))
             if info.seen < cutoff:
                 self._redis.hdel(self._key, relay_id)

@@ -67,7 +67,8 @@ class RelayServer:
         self._stopping = False
 
     async def start(self) -> None:
-        assert self.layer is not None, "the relay needs a channel layer"
+        if self.layer is None:
+            raise RuntimeError("the relay needs a channel layer (CHANNEL_LAYERS)")
         self.channel = await self.layer.new_channel("relay.")
         await self._announce()
         self._tasks = [
@@ -84,9 +85,7 @@ class RelayServer:
         for relay_call in list(self.calls.values()):
             await relay_call.close()
         self.calls.clear()
-        await database_sync_to_async(self.registry.withdraw, thread_sensitive=False)(
-            self.relay_id
-        )
+        await database_sync_to_async(self.registry.withdraw, thread_sensitive=False)(self.relay_id)
 
     @property
     def load(self) -> int:
@@ -105,7 +104,8 @@ class RelayServer:
                 logger.exception("relay heartbeat failed")
 
     async def _receive_loop(self) -> None:
-        assert self.layer is not None
+        if self.layer is None:
+            raise RuntimeError("the relay needs a channel layer")
         while not self._stopping:
             message = await self.layer.receive(self.channel)
             asyncio.ensure_future(self._handle_safely(message))
@@ -135,7 +135,8 @@ class RelayServer:
                 await self._drop_call(call_id)
 
     async def _offer(self, call_id: str, message: dict[str, Any]) -> None:
-        assert self.layer is not None
+        if self.layer is None:
+            raise RuntimeError("the relay needs a channel layer")
         reply = message["channel"]
         try:
             relay_call = await self._get_call(call_id)
@@ -161,7 +162,8 @@ class RelayServer:
             return relay_call
         relay_call = RelayCall(call_id, on_expire=database_sync_to_async(_expire))
         self.calls[call_id] = relay_call
-        assert self.layer is not None
+        if self.layer is None:
+            raise RuntimeError("the relay needs a channel layer")
         await self.layer.group_add(call_group(call_id), self.channel)
         relay_call.apply_state(state)
         for hook in self.hooks:

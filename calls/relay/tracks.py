@@ -137,7 +137,7 @@ class OutputTrack(MediaStreamTrack):
             return None
         if self._passing() is None:  # paused while we waited: the frame must not pass
             return None
-        return frame
+        return frame if isinstance(frame, av.frame.Frame) else None
 
     async def recv(self) -> av.frame.Frame:
         if self.readyState != "live":
@@ -151,7 +151,7 @@ class OutputTrack(MediaStreamTrack):
     async def _recv_video(self) -> av.VideoFrame:
         frame = await self._from_source(SOURCE_TIMEOUT)
         if frame is not None:
-            out = copy_video_frame(frame)
+            out = copy_video_frame(frame)  # type: ignore[arg-type]
             self.live_frames += 1
         else:
             await asyncio.sleep(1 / PLACEHOLDER_FPS)
@@ -159,20 +159,17 @@ class OutputTrack(MediaStreamTrack):
                 raise MediaStreamError
             paused = self.gate is not None and not self.gate.open
             out = (
-                placeholder_frame()
-                if paused
-                else placeholder_frame(self.waiting_text, WAITING_RGB)
+                placeholder_frame() if paused else placeholder_frame(self.waiting_text, WAITING_RGB)
             )
             self.placeholder_frames += 1
-        assert self._t0 is not None
-        out.pts = int((time.monotonic() - self._t0) * VIDEO_CLOCK_RATE)
+        out.pts = int((time.monotonic() - (self._t0 or 0.0)) * VIDEO_CLOCK_RATE)
         out.time_base = VIDEO_TIME_BASE
         return out
 
     async def _recv_audio(self) -> av.AudioFrame:
         frame = await self._from_source(0.1)
         if frame is not None:
-            out = copy_audio_frame(frame)
+            out = copy_audio_frame(frame)  # type: ignore[arg-type]
         else:
             # Pace silence at one 20 ms frame per 20 ms after the last frame sent.
             delay = self._last_audio + AUDIO_SAMPLES / AUDIO_RATE - time.monotonic()

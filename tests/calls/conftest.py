@@ -22,7 +22,9 @@ class CallSetup:
     stranger: object
 
 
-def make_setup(*, started_minutes_ago: float = 1, slot_minutes: int = 30, call_minutes: int = 30) -> CallSetup:
+def make_setup(
+    *, started_minutes_ago: float = 1, slot_minutes: int = 30, call_minutes: int = 30
+) -> CallSetup:
     establishment = factories.EstablishmentFactory(call_minutes=call_minutes)
     other = factories.EstablishmentFactory()
     terminal_user = factories.UserFactory()

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 application = URLRouter(websocket_urlpatterns)
 
+FINGERPRINT = ":".join(["AB", "CD", "EF", "01", "23", "45", "67", "89"] * 4)
 # Enough of a browser's offer for the consumer's checks (the relay is not involved).
 SENDRECV_OFFER = """v=0\r
 o=- 1 2 IN IP4 127.0.0.1\r
@@ -31,7 +32,7 @@ c=IN IP4 0.0.0.0\r
 a=mid:0\r
 a=ice-ufrag:abcd\r
 a=ice-pwd:abcdefghijklmnopqrstuvwx\r
-a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\r
+a=fingerprint:sha-256 {fingerprint}\r
 a=setup:actpass\r
 a={direction}\r
 a=rtcp-mux\r
@@ -41,7 +42,7 @@ c=IN IP4 0.0.0.0\r
 a=mid:1\r
 a=ice-ufrag:abcd\r
 a=ice-pwd:abcdefghijklmnopqrstuvwx\r
-a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89\r
+a=fingerprint:sha-256 {fingerprint}\r
 a=setup:actpass\r
 a={direction}\r
 a=rtcp-mux\r
@@ -121,17 +122,17 @@ async def test_refusals_close_with_the_contract_codes(opened, who, code) -> None
         user = AnonymousUser()
     elif who == "other_terminal":
         user = await sync_to_async(
-            lambda: factories.TerminalFactory(
-                establishment=setup.booking.establishment, user=factories.UserFactory()
-            ).user
+            lambda: (
+                factories.TerminalFactory(
+                    establishment=setup.booking.establishment, user=factories.UserFactory()
+                ).user
+            )
         )()
     else:
         user = getattr(setup, who)
     communicator, connected = await open_socket(user, call.pk)
     assert await closed_with(communicator) == code
-    assert not await sync_to_async(
-        lambda: Call.objects.get(pk=call.pk).connections.exists()
-    )()
+    assert not await sync_to_async(lambda: Call.objects.get(pk=call.pk).connections.exists())()
 
 
 async def test_no_such_call_is_4404(tsetup) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +204,10 @@ async def test_a_monitor_offering_to_send_is_refused(opened) -> None:  # type: i
     monitor, _ = await open_socket(setup.officer, call.pk)
     await next_of(monitor, "state")
     await monitor.send_json_to(
-        {"type": "offer", "sdp": SENDRECV_OFFER.format(direction="sendrecv")}
+        {
+            "type": "offer",
+            "sdp": SENDRECV_OFFER.format(direction="sendrecv", fingerprint=FINGERPRINT),
+        }
     )
     assert (await next_of(monitor, "error"))["code"] == "send_not_allowed"
     await monitor.disconnect()
@@ -317,7 +321,13 @@ async def test_heartbeat_silence_closes_the_socket(opened, monkeypatch) -> None:
     family, _ = await open_socket(setup.family, call.pk)
     await next_of(family, "state")
     assert await closed_with_timeout(family, 6) == 4408
-    roles = await sync_to_async(lambda: set(Call.objects.get(pk=call.pk).connections.filter(left_at__isnull=True).values_list("role", flat=True)))()
+    roles = await sync_to_async(
+        lambda: set(
+            Call.objects.get(pk=call.pk)
+            .connections.filter(left_at__isnull=True)
+            .values_list("role", flat=True)
+        )
+    )()
     assert roles == set()
 
 

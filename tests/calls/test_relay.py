@@ -144,10 +144,13 @@ async def test_an_unusable_sdp_gets_an_error_and_other_calls_go_on(opened, relay
     family, prisoner, fam_socket, pri_socket, _ = await pair(setup, call)
     await family.wait_for("prisoner")
     # Parses, but no codec the relay knows: the relay refuses it, nothing else changes.
-    bad = (await SyntheticPeer("family").offer()).replace("VP8/90000", "XYZ/90000").replace(
-        "opus/48000", "xyz/48000"
-    ).replace("H264/90000", "XYZ/90000").replace("PCMU/8000", "XYZ/8000").replace(
-        "PCMA/8000", "XYZ/8000"
+    bad = (
+        (await SyntheticPeer("family").offer())
+        .replace("VP8/90000", "XYZ/90000")
+        .replace("opus/48000", "xyz/48000")
+        .replace("H264/90000", "XYZ/90000")
+        .replace("PCMU/8000", "XYZ/8000")
+        .replace("PCMA/8000", "XYZ/8000")
     )
     await fam_socket.send_json_to({"type": "offer", "sdp": bad})
     error = await next_of(fam_socket, "error", timeout=10)

@@ -195,7 +195,9 @@ def test_expire_ends_live_calls_at_ends_at_and_no_shows_at_slot_end(db) -> None:
 
     empty = make_setup(started_minutes_ago=0)
     nobody = services.call_open(booking=empty.booking)
-    assert not services.call_expire(call_id=nobody.pk, now=empty.booking.ends_at - timedelta(1 / 86400))
+    assert not services.call_expire(
+        call_id=nobody.pk, now=empty.booking.ends_at - timedelta(1 / 86400)
+    )
     assert services.call_expire(call_id=nobody.pk, now=empty.booking.ends_at)
     nobody.refresh_from_db()
     empty.booking.refresh_from_db()
@@ -208,7 +210,9 @@ def test_a_paused_call_runs_until_the_slot_end(setup) -> None:  # type: ignore[n
     join_both(call, setup)
     services.call_pause(call_id=call.pk, reason=PauseReason.UNAPPROVED_FACE)
     call.refresh_from_db()
-    assert not services.call_expire(call_id=call.pk, now=setup.booking.ends_at - timedelta(seconds=1))
+    assert not services.call_expire(
+        call_id=call.pk, now=setup.booking.ends_at - timedelta(seconds=1)
+    )
     assert services.call_expire(call_id=call.pk, now=setup.booking.ends_at)
 
 

@@ -75,7 +75,9 @@ def test_anonymous_is_sent_to_sign_in(client, setup) -> None:  # type: ignore[no
     assert reverse("account_login") in response["Location"]
 
 
-def test_terminal_lists_its_calls_and_starts_one(client, setup, django_assert_max_num_queries) -> None:  # type: ignore[no-untyped-def]
+def test_terminal_lists_its_calls_and_starts_one(
+    client, setup, django_assert_max_num_queries
+) -> None:  # type: ignore[no-untyped-def]
     other = make_setup()  # another laptop's call: not listed
     client.force_login(setup.terminal_user)
     with django_assert_max_num_queries(12):

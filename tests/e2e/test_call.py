@@ -16,7 +16,9 @@ FRAMES_DECODED = """async () => {
   if (!window.pvCall || !window.pvCall.pc) return 0;
   const stats = await window.pvCall.pc.getStats();
   let frames = 0;
-  stats.forEach((r) => { if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0; });
+  stats.forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") frames += r.framesDecoded || 0;
+  });
   return frames;
 }"""
 

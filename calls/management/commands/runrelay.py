@@ -13,7 +13,9 @@ class Command(BaseCommand):
     help = "Run a media relay: announce it in Redis and answer the calls assigned to it."
 
     def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
-        parser.add_argument("--relay-id", default=None, help="Name in the registry (default: random).")
+        parser.add_argument(
+            "--relay-id", default=None, help="Name in the registry (default: random)."
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         if not settings.REDIS_URL:
