@@ -205,7 +205,19 @@ async def ensure_in_process_relay() -> RelayServer | None:
     async with lock:
         server = _in_process.get(loop)
         if server is None:
-            server = RelayServer()
+            # Its own layer instance: with channels_redis, two readers of process-local
+            # channels sharing one instance lost the relay's first message in tests.
+            # (An in-memory layer must stay shared: it exists only in that instance.)
+            from channels import DEFAULT_CHANNEL_LAYER
+            from channels.layers import InMemoryChannelLayer, channel_layers
+
+            shared = get_channel_layer()
+            own = (
+                shared
+                if isinstance(shared, InMemoryChannelLayer)
+                else channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+            )
+            server = RelayServer(layer=own)
             await server.start()
             _in_process[loop] = server
     return server
