@@ -52,8 +52,9 @@ def wait_for_frames(page, minimum: int = 5, timeout: float = 30) -> int:  # type
 def test_family_and_terminal_see_each_other_and_the_call_ends_on_time(  # type: ignore[no-untyped-def]
     live_server_url, launch_browser, fake_video
 ) -> None:
-    # A one-minute slot that started 15 seconds ago: the call ends 45 seconds from now.
-    setup = make_setup(started_minutes_ago=0.25, slot_minutes=1, call_minutes=1)
+    # One-minute calls in a two-minute slot that started 50 seconds ago: the call ends
+    # a minute after both sides are connected, or at the slot's end if that is sooner.
+    setup = make_setup(started_minutes_ago=50 / 60, slot_minutes=2, call_minutes=1)
     browser = launch_browser(video=fake_video("obama.jpg", "biden.jpg", seconds=2))
 
     family = signed_in_context(browser, live_server_url, setup.family).new_page()
@@ -78,8 +79,10 @@ def test_family_and_terminal_see_each_other_and_the_call_ends_on_time(  # type: 
     call = Call.objects.get()
     assert call.status == "live"
     # The call ends by itself at the allowed time (the slot's end).
-    family.get_by_text("Time is up").wait_for(timeout=70_000)
+    family.get_by_text("Time is up").wait_for(timeout=100_000)
     terminal.get_by_text("Time is up").wait_for(timeout=10_000)
     call.refresh_from_db()
     assert (call.status, call.end_reason) == ("ended", "time_up")
-    assert call.ended_at is not None and call.ended_at >= setup.booking.ends_at
+    assert call.ends_at is not None and call.ended_at is not None
+    assert call.ended_at >= call.ends_at
+    assert call.ends_at <= setup.booking.ends_at
