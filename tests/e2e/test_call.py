@@ -28,6 +28,19 @@ def _relay_in_the_web_process(settings):  # type: ignore[no-untyped-def]
     settings.RELAY_IN_PROCESS = True  # the embedded setup, also when REDIS_URL is set
 
 
+@pytest.fixture(autouse=True)
+def _fresh_sync_executor() -> None:
+    # The live server is forked from this process. If earlier async tests already
+    # started asgiref's single-thread executor, the child inherits an executor whose
+    # worker thread does not exist there, and every database_sync_to_async in the
+    # consumer hangs. A fresh executor (no thread yet) starts its own in the child.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+
+
 def signed_in_context(browser, base_url: str, user):  # type: ignore[no-untyped-def]
     client = Client()
     client.force_login(user)
@@ -63,7 +76,11 @@ def test_family_and_terminal_see_each_other_and_the_call_ends_on_time(  # type: 
     family.get_by_label("I have read the acceptable use policy").check()
     family.get_by_role("button", name="Join call").click()
     family.wait_for_url("**/calls/*/", timeout=15_000)
-    family.get_by_text("Waiting for the prison to join").wait_for(timeout=15_000)
+    status = family.locator("#call-status")
+    try:
+        family.get_by_text("Waiting for the prison to join").wait_for(timeout=15_000)
+    except Exception:
+        pytest.fail(f"family page says: {status.inner_text()!r}")
 
     terminal = signed_in_context(browser, live_server_url, setup.terminal_user).new_page()
     terminal.goto(f"{live_server_url}/calls/terminal/")
