@@ -108,6 +108,7 @@ class RelayCall:
         self.ends_at = _parse(state.get("ends_at"))
         self.slot_ends_at = _parse(state.get("slot_ends_at")) or self.slot_ends_at
         self.gate.open = self.status == "live"
+        self.gate.paused = self.status == "paused"
         self._state_changed.set()
         if self._timer is None and self._on_expire is not None and self.status != "ended":
             self._timer = asyncio.ensure_future(self._run_timer())

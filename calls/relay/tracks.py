@@ -41,6 +41,7 @@ class Gate:
 
     def __init__(self) -> None:
         self.open = True
+        self.paused = False  # closed because paused (not merely not started yet)
 
 
 @functools.lru_cache(maxsize=4)
@@ -157,7 +158,7 @@ class OutputTrack(MediaStreamTrack):
             await asyncio.sleep(1 / PLACEHOLDER_FPS)
             if self.readyState != "live":
                 raise MediaStreamError
-            paused = self.gate is not None and not self.gate.open
+            paused = self.gate is not None and not self.gate.open and self.gate.paused
             out = (
                 placeholder_frame() if paused else placeholder_frame(self.waiting_text, WAITING_RGB)
             )
