@@ -93,3 +93,36 @@ class CallEvent(models.Model):
         if self.pk is not None:
             raise ValueError("Call events are append-only.")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class CallRole(models.TextChoices):
+    FAMILY = "family", "Family"
+    PRISONER = "prisoner", "Prisoner"
+    MONITOR = "monitor", "Staff monitor"
+
+
+class CallConnection(models.Model):
+    """One open signalling socket of one participant.
+
+    A participant counts as connected while a row of theirs has no ``left_at`` and was
+    seen recently (heartbeats refresh ``last_seen_at``), so a web process that dies
+    without closing its sockets does not leave anyone "connected" for ever.
+    """
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="connections")
+    role = models.CharField(max_length=16, choices=CallRole.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel_name = models.CharField(max_length=200)
+    connected_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    left_at = models.DateTimeField(null=True, blank=True)
+    left_reason = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        ordering = ["connected_at", "pk"]
+        indexes = [models.Index(fields=["call", "left_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} {self.role} {'open' if self.left_at is None else 'closed'}"

@@ -179,6 +179,22 @@ class TerminalAdmin(admin.ModelAdmin):
     search_fields = ["name", "establishment__name"]
     autocomplete_fields = ["establishment"]
     raw_id_fields = ["user"]
+    actions = ["create_login"]
+
+    @admin.action(description="Create the laptop's sign-in (or set a new password)")
+    def create_login(self, request: HttpRequest, queryset: QuerySet[Terminal]) -> None:
+        # The laptop's own account can only list and join this terminal's calls
+        # (calls.middleware). The password is shown once here and never stored in clear.
+        from calls.services import terminal_create_login
+
+        for terminal in queryset:
+            user, password = terminal_create_login(terminal_id=terminal.pk)
+            self.message_user(
+                request,
+                f"{terminal}: sign in as {user.email} with password {password} "
+                "(shown once: write it down now).",
+                messages.SUCCESS,
+            )
 
 
 @admin.register(VisitSession)

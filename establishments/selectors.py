@@ -75,3 +75,41 @@ def live_establishments_with_sessions() -> list[tuple[Establishment, list[Sessio
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    is_terminal: bool  # a prison laptop's own sign-in
+    is_member: bool  # has a staff membership
+    has_totp: bool  # has set up an authenticator app
+
+
+def account_facts(user: object) -> AccountFacts | None:
+    """What kind of account this is, in one query, remembered for the request."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    cached = getattr(user, "_account_facts", None)
+    if cached is not None:
+        return cached
+    from allauth.mfa.models import Authenticator
+    from django.contrib.auth import get_user_model
+    from django.db.models import Exists, OuterRef
+
+    from establishments.models import Terminal
+
+    row = (
+        get_user_model()
+        .objects.filter(pk=user.pk)  # type: ignore[attr-defined]
+        .annotate(
+            is_terminal=Exists(Terminal.objects.filter(user_id=OuterRef("pk"))),
+            is_member=Exists(StaffMembership.objects.filter(user_id=OuterRef("pk"))),
+            has_totp=Exists(
+                Authenticator.objects.filter(user_id=OuterRef("pk"), type=Authenticator.Type.TOTP)
+            ),
+        )
+        .values("is_terminal", "is_member", "has_totp")
+        .first()
+    )
+    facts = AccountFacts(**row) if row else AccountFacts(False, False, False)
+    user._account_facts = facts  # type: ignore[attr-defined]
+    return facts

@@ -4,45 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from allauth.mfa.models import Authenticator
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from establishments.models import StaffMembership, Terminal
+from establishments.selectors import account_facts
 
 
 def mfa_missing(user: object) -> bool:
     """True for staff, Django staff or superusers without an authenticator app.
 
-    Terminal (laptop) accounts never need one. One query per request: the three facts
-    come back together.
+    Terminal (laptop) accounts never need one.
     """
-    if not getattr(user, "is_authenticated", False):
-        return False
-    facts = (
-        get_user_model()
-        .objects.filter(pk=user.pk)  # type: ignore[attr-defined]
-        .annotate(
-            is_terminal=Exists(Terminal.objects.filter(user_id=OuterRef("pk"))),
-            is_member=Exists(StaffMembership.objects.filter(user_id=OuterRef("pk"))),
-            has_totp=Exists(
-                Authenticator.objects.filter(user_id=OuterRef("pk"), type=Authenticator.Type.TOTP)
-            ),
-        )
-        .values("is_terminal", "is_member", "has_totp")
-        .first()
-    )
-    if facts is None or facts["is_terminal"] or facts["has_totp"]:
+    facts = account_facts(user)
+    if facts is None or facts.is_terminal or facts.has_totp:
         return False
     return bool(
-        getattr(user, "is_superuser", False)
-        or getattr(user, "is_staff", False)
-        or facts["is_member"]
+        getattr(user, "is_superuser", False) or getattr(user, "is_staff", False) or facts.is_member
     )
 
 

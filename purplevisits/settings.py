@@ -378,3 +378,10 @@ FACE_CHECK_WORKERS = env_int("FACE_CHECK_WORKERS", os.cpu_count() or 1, minimum=
 # faces from about 80 px wide at this width: 480 finds a face filling ~17% of a
 # 640-wide frame (someone about 75 cm from a laptop camera) in ~15 ms.
 FACE_CHECK_DETECT_WIDTH = env_int("FACE_CHECK_DETECT_WIDTH", 480, minimum=160, maximum=1920)
+
+# --- calls ----------------------------------------------------------------------------
+# Dotted paths of callables run with each new RelayCall inside a relay process (the
+# face checks attach their video observers this way; see docs/signalling.md).
+RELAY_CALL_HOOKS = env_list("RELAY_CALL_HOOKS", [])
+RELAY_REGISTRY_KEY = env_str("RELAY_REGISTRY_KEY", "pv:relays")
+MIDDLEWARE += ["calls.middleware.TerminalAccountMiddleware"]

@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("", include("monitoring.urls")),
+    path("calls/", include("calls.urls")),
     path("", include("establishments.urls")),
     path("", include("bookings.urls")),
     path("", include("identity.urls")),

@@ -49,6 +49,14 @@ def _server_setup() -> None:
 
     for connection in connections.all(initialized_only=True):
         connection.connection = None  # closing would end the parent's session too
+    # If earlier async tests started asgiref's single-thread executor, the child
+    # inherits one whose worker thread does not exist here, and every
+    # database_sync_to_async in a consumer would hang: start a fresh one.
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
 
 
 @pytest.fixture(scope="session")

@@ -286,7 +286,9 @@ def test_families_and_terminals_do_not_need_mfa(client, people, establishment_x)
         establishment=establishment_x, user=factories.UserFactory()
     )
     client.force_login(terminal.user)
-    assert client.get("/").status_code == 200
+    # A laptop is sent to its own call list, never to two-factor set-up.
+    assert client.get("/")["Location"] == reverse("calls:terminal")
+    assert client.get(reverse("calls:terminal")).status_code == 200
 
 
 # --- The visitor's pages ------------------------------------------------------------------------

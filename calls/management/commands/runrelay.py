@@ -1,0 +1,46 @@
+"""Run one media relay process (production). Run one per core, on as many hosts as needed."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+
+class Command(BaseCommand):
+    help = "Run a media relay: announce it in Redis and answer the calls assigned to it."
+
+    def add_arguments(self, parser) -> None:  # type: ignore[no-untyped-def]
+        parser.add_argument(
+            "--relay-id", default=None, help="Name in the registry (default: random)."
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        if not settings.REDIS_URL:
+            raise CommandError(
+                "runrelay needs REDIS_URL (a channel layer and registry shared with the web "
+                "processes). Without Redis the relay runs inside the web process."
+            )
+        if settings.RELAY_IN_PROCESS:
+            raise CommandError("Set RELAY_IN_PROCESS=false so web processes use this relay.")
+        asyncio.run(self._run(options.get("relay_id")))  # type: ignore[arg-type]
+
+    async def _run(self, relay_id: str | None) -> None:
+        from calls.relay.registry import RedisRegistry
+        from calls.relay.server import RelayServer
+
+        server = RelayServer(
+            registry=RedisRegistry(settings.REDIS_URL, key=settings.RELAY_REGISTRY_KEY),
+            relay_id=relay_id,
+        )
+        await server.start()
+        self.stdout.write(f"relay {server.relay_id} running on {server.channel}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        self.stdout.write("stopping: closing every peer")
+        await server.stop()

@@ -1,0 +1,276 @@
+"""One call inside a relay process: a peer per participant, gate tracks, the timer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import av
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from calls.relay.tracks import Gate, OutputTrack
+
+logger = logging.getLogger(__name__)
+
+SIDES = ("family", "prisoner")
+OTHER_SIDE = {"family": "prisoner", "prisoner": "family"}
+WAITING_TEXT = {"family": "Waiting for your visitor", "prisoner": "Waiting for the prison"}
+
+VideoObserver = Callable[[av.VideoFrame], None]
+# Called with (call_id) when the timer runs out; returns when the database says so.
+ExpireCallback = Callable[[str], Awaitable[Any]]
+
+
+class RelayOfferError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def rtc_configuration() -> RTCConfiguration:
+    """ICE servers from settings.ICE_SERVERS (default none: host candidates only)."""
+    servers = []
+    for entry in settings.ICE_SERVERS:
+        servers.append(
+            RTCIceServer(
+                urls=entry["urls"],
+                username=entry.get("username"),
+                credential=entry.get("credential"),
+            )
+        )
+    return RTCConfiguration(iceServers=servers)
+
+
+@dataclass
+class Peer:
+    role: str
+    pc: RTCPeerConnection
+    outputs: list[OutputTrack] = field(default_factory=list)
+    tracks: dict[str, str] = field(default_factory=dict)
+
+
+class RelayCall:
+    """Media of one call. Everything runs on the relay's event loop."""
+
+    def __init__(self, call_id: str, *, on_expire: ExpireCallback | None = None) -> None:
+        self.call_id = call_id
+        self.media = MediaRelay()
+        self.gate = Gate()
+        self.peers: dict[str, Peer] = {}  # by the participant socket's channel name
+        self.sources: dict[tuple[str, str], MediaStreamTrack] = {}
+        self._drains: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._observers: dict[str, list[VideoObserver]] = {side: [] for side in SIDES}
+        self.frames_in: dict[str, int] = {side: 0 for side in SIDES}
+        self.status = "waiting"
+        self.ends_at: datetime | None = None
+        self.slot_ends_at: datetime | None = None
+        self.closed = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._on_expire = on_expire
+        self._timer: asyncio.Task[None] | None = None
+        self._state_changed = asyncio.Event()
+
+    # --- the face-check hook ---------------------------------------------------------
+
+    def add_video_observer(self, side: str, callback: VideoObserver) -> Callable[[], None]:
+        """Call ``callback(frame)`` with every decoded video frame received from ``side``.
+
+        The callback runs on the relay's event loop: it must be cheap and never block
+        (copy what it needs, hand heavy work to a process pool, sample frames itself).
+        Its exceptions are logged and ignored. Returns a function that removes it.
+        """
+        if side not in SIDES:
+            raise ValueError(f"side must be one of {SIDES}")
+        self._observers[side].append(callback)
+
+        def remove() -> None:
+            if callback in self._observers[side]:
+                self._observers[side].remove(callback)
+
+        return remove
+
+    # --- state -----------------------------------------------------------------------
+
+    def apply_state(self, state: dict[str, Any]) -> None:
+        """A ``call.state`` payload from the services (the database's view)."""
+        self.status = state.get("status", self.status)
+        self.ends_at = _parse(state.get("ends_at"))
+        self.slot_ends_at = _parse(state.get("slot_ends_at")) or self.slot_ends_at
+        self.gate.open = self.status == "live"
+        self.gate.paused = self.status == "paused"
+        self._state_changed.set()
+        if self._timer is None and self._on_expire is not None and self.status != "ended":
+            self._timer = asyncio.ensure_future(self._run_timer())
+
+    async def _run_timer(self) -> None:
+        """Enforce the end time: ask the services to expire the call when it is due."""
+        while not self.closed.is_set() and self.status != "ended":
+            deadline = self.ends_at if self.status == "live" else self.slot_ends_at
+            wait = 5.0 if deadline is None else (deadline - timezone.now()).total_seconds()
+            if wait <= 0 and self._on_expire is not None:
+                try:
+                    await self._on_expire(self.call_id)
+                except Exception:
+                    logger.exception("expiring call %s failed", self.call_id)
+                wait = 1.0  # the ended state arrives through the channel layer
+            self._state_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._state_changed.wait(), timeout=min(max(wait, 0.05), 5))
+
+    # --- peers -----------------------------------------------------------------------
+
+    async def offer(self, *, role: str, channel: str, sdp: str) -> tuple[str, dict[str, str]]:
+        """Answer a participant's complete offer (no trickle). Replaces their old peer."""
+        async with self._lock:
+            if self.status == "ended":
+                raise RelayOfferError("call_ended", "The call has ended.")
+            old = self.peers.pop(channel, None)
+            if old is not None:
+                await self._close_peer(old)
+            pc = RTCPeerConnection(configuration=rtc_configuration())
+            peer = Peer(role=role, pc=pc)
+            if role in SIDES:
+                self._on_tracks_from(pc, role)
+            try:
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                self._add_outputs(peer)
+                answer = await pc.createAnswer()
+                await pc.setLocalDescription(answer)  # aiortc gathers every candidate here
+            except Exception as exc:
+                await pc.close()
+                for output in peer.outputs:
+                    output.stop()
+                raise RelayOfferError("bad_sdp", f"The offer could not be used: {exc}") from exc
+            self.peers[channel] = peer
+
+            @pc.on("connectionstatechange")
+            async def on_state() -> None:
+                if pc.connectionState == "failed":
+                    logger.info("peer %s of call %s failed", role, self.call_id)
+
+            return pc.localDescription.sdp, peer.tracks
+
+    def _on_tracks_from(self, pc: RTCPeerConnection, side: str) -> None:
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            self._attach_source(side, track)
+
+    def _add_outputs(self, peer: Peer) -> None:
+        """Fill every transceiver of the offer with a track from the right side."""
+        wanted_sides: dict[str, list[str]]
+        if peer.role == "monitor":
+            wanted_sides = {"audio": list(SIDES), "video": list(SIDES)}
+        else:
+            other = OTHER_SIDE[peer.role]
+            wanted_sides = {"audio": [other], "video": [other]}
+        used: dict[str, int] = {"audio": 0, "video": 0}
+        for transceiver in peer.pc.getTransceivers():
+            kind = transceiver.kind
+            sides = wanted_sides.get(kind, [])
+            if used[kind] >= len(sides):
+                continue  # more transceivers than we have media for: leave them empty
+            side = sides[used[kind]]
+            used[kind] += 1
+            gate = None if peer.role == "monitor" else self.gate
+            waiting = (
+                WAITING_TEXT[peer.role] if peer.role in SIDES else f"{side.title()}: not connected"
+            )
+            output = OutputTrack(kind, side, gate, waiting_text=waiting)
+            source = self.sources.get((side, kind))
+            if source is not None:
+                output.set_source(self.media.subscribe(source, buffered=False))
+            transceiver.sender.replaceTrack(output)
+            transceiver.direction = "sendrecv" if peer.role in SIDES else "sendonly"
+            peer.outputs.append(output)
+            if transceiver.mid is not None:
+                peer.tracks[transceiver.mid] = side
+
+    def _attach_source(self, side: str, track: MediaStreamTrack) -> None:
+        key = (side, track.kind)
+        self.sources[key] = track
+        old_drain = self._drains.pop(key, None)
+        if old_drain is not None:
+            old_drain.cancel()
+        # Every received track is consumed, whoever else listens: frames never pile up.
+        self._drains[key] = asyncio.ensure_future(
+            self._drain(side, self.media.subscribe(track, buffered=False))
+        )
+        for peer in self.peers.values():
+            for output in peer.outputs:
+                if output.side == side and output.kind == track.kind:
+                    output.set_source(self.media.subscribe(track, buffered=False))
+        # Peers being answered right now pick the source up in _add_outputs.
+
+        @track.on("ended")
+        def on_ended() -> None:
+            if self.sources.get(key) is track:
+                del self.sources[key]
+
+    async def _drain(self, side: str, proxy: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await proxy.recv()
+                if proxy.kind != "video":
+                    continue
+                self.frames_in[side] += 1
+                for callback in list(self._observers[side]):
+                    try:
+                        callback(frame)  # type: ignore[arg-type]
+                    except Exception:
+                        logger.exception("video observer failed on call %s", self.call_id)
+        except (MediaStreamError, asyncio.CancelledError):
+            pass
+        finally:
+            proxy.stop()
+
+    async def leave(self, channel: str) -> None:
+        async with self._lock:
+            peer = self.peers.pop(channel, None)
+            if peer is not None:
+                await self._close_peer(peer)
+
+    async def _close_peer(self, peer: Peer) -> None:
+        for output in peer.outputs:
+            output.stop()
+        await peer.pc.close()
+        if peer.role in SIDES and not any(p.role == peer.role for p in self.peers.values()):
+            for kind in ("audio", "video"):
+                self.sources.pop((peer.role, kind), None)
+                drain = self._drains.pop((peer.role, kind), None)
+                if drain is not None:
+                    drain.cancel()
+
+    async def close(self) -> None:
+        """The call ended: close every peer connection."""
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        self._state_changed.set()
+        async with self._lock:
+            peers, self.peers = list(self.peers.values()), {}
+            for peer in peers:
+                await self._close_peer(peer)
+            for drain in self._drains.values():
+                drain.cancel()
+            self._drains.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+
+    @property
+    def load(self) -> int:
+        return len(self.peers)
+
+
+def _parse(value: str | None) -> datetime | None:
+    return parse_datetime(value) if value else None

@@ -1,0 +1,222 @@
+// The call page (family and terminal): camera → signalling socket → one peer with the
+// relay. Protocol: docs/signalling.md. No trickle ICE: the offer is sent once ICE
+// gathering has finished.
+const root = document.getElementById("call");
+const statusEl = document.getElementById("call-status");
+const countdownEl = document.getElementById("call-countdown");
+const alertEl = document.getElementById("call-alert");
+const remoteVideo = document.getElementById("remote-video");
+const localVideo = document.getElementById("local-video");
+const leaveButton = document.getElementById("leave-button");
+const rejoinButton = document.getElementById("rejoin-button");
+const backLink = document.getElementById("back-link");
+const fullscreenButton = document.getElementById("fullscreen-button");
+const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
+const other = root.dataset.other;
+
+const FINAL_CLOSES = {
+  4401: "You are signed out. Sign in again to join the call.",
+  4403: "This call is not yours.",
+  4404: "This call does not exist.",
+  4409: "The call is not open yet.",
+  4410: "The call has ended.",
+};
+const END_REASONS = {
+  completed: "The call has ended.",
+  time_up: "Time is up: the call has ended.",
+  terminated: "Prison staff ended the call.",
+  revoked: "The call was ended because an approval was withdrawn.",
+  failed: "The call could not continue.",
+};
+
+const call = { pc: null, ws: null, stream: null, state: null, offset: 0, finished: false, left: false, retries: 0 };
+window.pvCall = call; // for tests and troubleshooting (getStats)
+
+function say(text) { statusEl.textContent = text; }
+function alertText(text, kind) {
+  alertEl.textContent = text;
+  alertEl.className = "call-alert call-alert-" + (kind || "info");
+  alertEl.hidden = !text;
+}
+
+async function startCamera() {
+  try {
+    call.stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: true,
+    });
+    localVideo.srcObject = call.stream;
+    return true;
+  } catch (error) {
+    say(error && error.name === "NotAllowedError"
+      ? "Your browser is blocking the camera or microphone. Allow them, then reload this page."
+      : "We could not start your camera or microphone. Check they are connected, then reload this page.");
+    return false;
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}${root.dataset.wsPath}`);
+  call.ws = ws;
+  let heartbeat = null;
+  ws.addEventListener("open", () => {
+    call.retries = 0;
+    heartbeat = setInterval(() => send({ type: "heartbeat" }), 5000);
+  });
+  ws.addEventListener("message", (event) => {
+    let message;
+    try { message = JSON.parse(event.data); } catch { return; }
+    handle(message);
+  });
+  ws.addEventListener("close", (event) => {
+    clearInterval(heartbeat);
+    if (call.ws !== ws) return;
+    closePeer();
+    if (call.finished || call.left) return;
+    if (FINAL_CLOSES[event.code]) {
+      finish(FINAL_CLOSES[event.code]);
+      return;
+    }
+    // Dropped: rejoin while time remains. The server keeps the timer running.
+    call.retries += 1;
+    const delay = Math.min(10, 2 ** Math.min(call.retries, 4)) * 1000;
+    say(`Connection lost. Reconnecting…`);
+    setTimeout(() => { if (!call.finished && !call.left) connect(); }, delay);
+  });
+}
+
+function send(message) {
+  if (call.ws && call.ws.readyState === WebSocket.OPEN) call.ws.send(JSON.stringify(message));
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "state": onState(message); break;
+    case "answer":
+      if (call.pc) call.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch(() => restartPeer());
+      break;
+    case "warning":
+      alertText(`${message.minutes_left} minute${message.minutes_left === 1 ? "" : "s"} left.`, "warning");
+      break;
+    case "message": alertText(`Message from prison staff: ${message.text}`, "info"); break;
+    case "ended": finish(END_REASONS[message.reason] || END_REASONS.completed); break;
+    case "error":
+      if (message.code === "relay_unavailable" || message.code === "bad_sdp") setTimeout(restartPeer, 3000);
+      break;
+    default: break; // clients ignore unknown types
+  }
+}
+
+function onState(state) {
+  call.state = state;
+  if (state.server_time) call.offset = Date.parse(state.server_time) - Date.now();
+  const others = (state.participants || []).filter((p) => p.role !== root.dataset.role);
+  const otherHere = others.every((p) => p.connected);
+  if (state.status === "ended") return;
+  if (state.status === "paused") {
+    say(state.pause_reason === "unapproved_face"
+      ? "Call paused: someone who is not approved for this call is on camera. It resumes when only approved people are in view."
+      : "Call paused by prison staff.");
+  } else if (!otherHere) {
+    say(`Waiting for ${other} to join…`);
+  } else {
+    say(state.status === "live" ? "You are connected." : `Waiting for ${other}…`);
+  }
+  if (!call.pc) startPeer();
+  tick();
+}
+
+function tick() {
+  const state = call.state;
+  if (!state || !state.ends_at || state.status === "ended") {
+    countdownEl.textContent = state && state.status === "waiting" ? "Not started" : "--:--";
+    return;
+  }
+  if (state.status === "paused") return; // paused time is given back: the clock stops
+  const left = Math.max(0, Date.parse(state.ends_at) - (Date.now() + call.offset));
+  const minutes = Math.floor(left / 60000);
+  const seconds = Math.floor((left % 60000) / 1000);
+  countdownEl.textContent = `${minutes}:${String(seconds).padStart(2, "0")}`;
+}
+setInterval(tick, 1000);
+
+function waitForIce(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => { if (pc.iceGatheringState === "complete") resolve(); };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, 5000); // send what we have rather than wait for ever
+  });
+}
+
+async function startPeer() {
+  closePeer();
+  const pc = new RTCPeerConnection({ iceServers });
+  call.pc = pc;
+  for (const track of call.stream.getTracks()) pc.addTrack(track, call.stream);
+  pc.addEventListener("track", (event) => {
+    if (event.track.kind === "video" || !remoteVideo.srcObject) {
+      remoteVideo.srcObject = event.streams[0] || new MediaStream([event.track]);
+    }
+  });
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc === call.pc && pc.connectionState === "failed") restartPeer();
+  });
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await waitForIce(pc);
+  if (pc === call.pc) send({ type: "offer", sdp: pc.localDescription.sdp });
+}
+
+function restartPeer() {
+  if (!call.finished && !call.left && call.ws && call.ws.readyState === WebSocket.OPEN) startPeer();
+}
+
+function closePeer() {
+  if (call.pc) { call.pc.close(); call.pc = null; }
+}
+
+function finish(text) {
+  call.finished = true;
+  closePeer();
+  if (call.stream) call.stream.getTracks().forEach((t) => t.stop());
+  remoteVideo.srcObject = null;
+  say(text);
+  countdownEl.textContent = "0:00";
+  leaveButton.hidden = true;
+  rejoinButton.hidden = true;
+  backLink.hidden = false;
+  document.body.classList.add("call-finished");
+  if (call.ws) call.ws.close();
+}
+
+leaveButton.addEventListener("click", () => {
+  if (!window.confirm("Leave the call? You can rejoin while there is time left.")) return;
+  call.left = true;
+  send({ type: "leave" });
+  closePeer();
+  say("You have left the call.");
+  leaveButton.hidden = true;
+  rejoinButton.hidden = false;
+  backLink.hidden = false;
+});
+
+rejoinButton.addEventListener("click", () => { window.location.reload(); });
+
+if (fullscreenButton) {
+  fullscreenButton.addEventListener("click", () => {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else document.documentElement.requestFullscreen().catch(() => {});
+  });
+  // A kiosk asks before the page is left during a call.
+  window.addEventListener("beforeunload", (event) => {
+    if (!call.finished && !call.left) event.preventDefault();
+  });
+}
+
+(async () => {
+  if (await startCamera()) {
+    say("Connecting…");
+    connect();
+  }
+})();
