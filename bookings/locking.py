@@ -1,8 +1,12 @@
 """The one place that locks what a booking is about to make less available.
 
-CONVENTIONS #3: lock, in one fixed order (prisoners by id, then terminals by id),
-once per transaction and *before* the availability and allowance checks, so that two
-bookings for the same prisoner or the same terminals run one after the other. The
+CONVENTIONS #3: lock, in one fixed order (prisoners by id, then slots by establishment
+and start), once per transaction and *before* the availability and allowance checks,
+so that two bookings for the same prisoner, or for the same slot, run one after the
+other while bookings for different slots run side by side. A slot is locked with a
+PostgreSQL transaction-level advisory lock keyed on (establishment, start minute): it
+is the slot's terminals that become scarce, and locking every terminal row instead
+would queue the whole establishment behind one booking (bench/booking_rush.py). The
 database constraints (unique and, on PostgreSQL, exclusion constraints) back this up.
 
 SQLite has no row locks: there `select_for_update` does nothing and the settings use
@@ -12,11 +16,12 @@ SQLite has no row locks: there `select_for_update` does nothing and the settings
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import OperationalError, connection, transaction
 
 from bookings.rules import BookingRefused, RuleCode
-from establishments.models import Prisoner, Terminal
+from establishments.models import Prisoner
 
 LOCK_TIMEOUT_MS = 5000
 
@@ -26,12 +31,14 @@ BUSY_MESSAGE = (
 )
 
 
-def lock_for_booking(*, prisoner_ids: Iterable[int], terminal_ids: Iterable[int]) -> None:
-    """Lock the prisoner rows, then the terminal rows, in sorted order."""
+def lock_for_booking(
+    *, prisoner_ids: Iterable[int], slots: Iterable[tuple[int, datetime]] = ()
+) -> None:
+    """Lock the prisoner rows, then the (establishment id, slot start) keys, in order."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lock_for_booking must run inside transaction.atomic")
     prisoners = sorted(set(prisoner_ids))
-    terminals = sorted(set(terminal_ids))
+    slot_keys = sorted({(establishment_id, _minute(start)) for establishment_id, start in slots})
     try:
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -45,16 +52,21 @@ def lock_for_booking(*, prisoner_ids: Iterable[int], terminal_ids: Iterable[int]
             .order_by("pk")
             .values_list("pk", flat=True)
         )
-        list(
-            Terminal.objects.select_for_update(no_key=True)
-            .filter(pk__in=terminals)
-            .order_by("pk")
-            .values_list("pk", flat=True)
-        )
+        if connection.vendor == "postgresql" and slot_keys:
+            with connection.cursor() as cursor:
+                for establishment_id, minute in slot_keys:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(%s, %s)", [establishment_id, minute]
+                    )
     except OperationalError as exc:
         if _is_lock_timeout(exc):
             raise BookingRefused(RuleCode.BUSY, BUSY_MESSAGE) from exc
         raise
+
+
+def _minute(moment: datetime) -> int:
+    # Minutes since the epoch fit PostgreSQL's int4 key until the year 6053.
+    return int(moment.timestamp() // 60) & 0x7FFFFFFF
 
 
 def _is_lock_timeout(exc: OperationalError) -> bool:

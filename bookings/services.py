@@ -204,15 +204,14 @@ def check_party(
     return Party(lead=lead, others=others, dependants=dependants)
 
 
-def _lock(establishment: Establishment, prisoner: Prisoner) -> list[int]:
-    """Lock the prisoner and the establishment's active terminals; their ids."""
-    terminal_ids = list(
+def _lock(establishment: Establishment, prisoner: Prisoner, slot: Slot) -> list[int]:
+    """Lock the prisoner and the slot; the ids of the establishment's active terminals."""
+    lock_for_booking(prisoner_ids=[prisoner.pk], slots=[(establishment.pk, slot.starts_at)])
+    return list(
         Terminal.objects.filter(establishment=establishment, is_active=True)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    lock_for_booking(prisoner_ids=[prisoner.pk], terminal_ids=terminal_ids)
-    return terminal_ids
 
 
 def _reserve_terminal(
@@ -226,7 +225,7 @@ def _reserve_terminal(
 ) -> tuple[Terminal, date]:
     """Under the lock: the prisoner is free, has allowance, and a terminal is free."""
     if terminal_ids is None:
-        terminal_ids = _lock(establishment, prisoner)
+        terminal_ids = _lock(establishment, prisoner, slot)
 
     overlapping = Booking.objects.filter(
         status__in=ACTIVE_STATUSES, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
@@ -370,7 +369,7 @@ def _booking_create(
             RuleCode.AUP_NOT_ACCEPTED,
             "You need to accept the acceptable use policy before booking a call.",
         )
-    terminal_ids = _lock(establishment, prisoner)
+    terminal_ids = _lock(establishment, prisoner, slot)
     # A double click waited on the lock: the first click's booking is now visible.
     existing = _existing_for_key(idempotency_key, lead)
     if existing is not None:
