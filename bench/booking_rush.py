@@ -281,6 +281,13 @@ def main() -> None:
     parser.add_argument("--terminals", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--attempts", type=int, default=3)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="daphne processes (ports --port, --port+1, …; families spread over them as a "
+        "load balancer would). Default: one per core",
+    )
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith(("postgres://", "postgresql://")):
@@ -298,15 +305,20 @@ def main() -> None:
         f"in {time.perf_counter() - t0:.1f} s"
     )
 
-    server = None
+    servers: list[subprocess.Popen[bytes]] = []
+    ports: list[int]
     if args.url:
         parts = urlsplit(args.url)
         host, port = parts.hostname or "127.0.0.1", parts.port or 80
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise SystemExit("--url must be on loopback")
+        ports = [port]
     else:
-        host, port = "127.0.0.1", args.port
-        server = start_server(database_url, port)
+        if not 1 <= args.processes <= 8:
+            raise SystemExit("--processes must be 1..8")
+        host = "127.0.0.1"
+        ports = [args.port + n for n in range(args.processes)]
+        servers = [start_server(database_url, p) for p in ports]
 
     latencies: dict[str, list[float]] = {"GET": [], "POST": []}
     outcomes: dict[str, int] = {}
@@ -316,7 +328,7 @@ def main() -> None:
 
     def family(session_and_connection: tuple[str, int]) -> None:
         session, connection_id = session_and_connection
-        client = Client(host, port, session)
+        client = Client(host, ports[connection_id % len(ports)], session)
         rng = random.Random(connection_id)
         result = "NO_SLOT_LEFT"
         try:
@@ -369,7 +381,7 @@ def main() -> None:
             list(pool.map(family, families))
     finally:
         wall = time.perf_counter() - started
-        if server is not None:
+        for server in servers:
             server.terminate()
             server.wait(10)
 
@@ -379,7 +391,7 @@ def main() -> None:
     requests_made = len(latencies["GET"]) + len(latencies["POST"])
     print(
         f"families: {len(families)}, concurrency: {args.concurrency}, "
-        f"places: {len(slot_keys) * args.terminals}"
+        f"web processes: {len(ports)}, places: {len(slot_keys) * args.terminals}"
     )
     print(f"confirmed bookings: {confirmed}")
     print("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
