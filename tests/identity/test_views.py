@@ -494,3 +494,25 @@ def test_me_links_each_approved_connection_to_its_booking_portal(client) -> None
     assert f'href="{portal}"' in content
     other_portal = reverse("bookings:portal", args=[pending.prisoner.establishment.code])
     assert f'href="{other_portal}"' not in content
+
+
+def test_staff_home_links_every_page_of_the_role(client, people, establishment_x) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    code = establishment_x.code
+    client.force_login(people.officer_x)
+    officer = client.get(reverse("staff_home")).content.decode()
+    assert reverse("monitoring:dashboard", args=[code]) in officer
+    assert reverse("bookings:staff_day", args=[code]) in officer
+    assert reverse("monitoring:audit_log", args=[code]) not in officer
+    assert reverse("identity_staff_queue", args=[code]) not in officer
+    client.force_login(people.visits_admin_x)
+    admin = client.get(reverse("staff_home")).content.decode()
+    for url in (
+        reverse("identity_staff_queue", args=[code]),
+        reverse("monitoring:audit_log", args=[code]),
+        reverse("bookings:staff_blocked_dates", args=[code]),
+    ):
+        assert url in admin
+    client.force_login(people.hq)
+    assert reverse("monitoring:national") in client.get(reverse("staff_home")).content.decode()
