@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -178,6 +178,8 @@ def my_bookings(request: HttpRequest) -> HttpResponse:
         (b for b in bookings if b.status == BookingStatus.CONFIRMED and b.ends_at > now),
         key=lambda b: b.starts_at,
     )
+    for booking in upcoming:
+        booking.joinable = _joinable(booking, now)  # type: ignore[attr-defined]
     past = [b for b in bookings if b not in requests_ and b not in upcoming]
     connections = list(selectors.approved_connections(profile))
     establishments = {c.prisoner.establishment for c in connections}
@@ -225,8 +227,15 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
             and booking.starts_at > now
             and booking.lead_visitor_id == profile.pk,
             "is_request": booking.status == BookingStatus.REQUESTED,
+            "joinable": booking.status == BookingStatus.CONFIRMED and _joinable(booking, now),
         },
     )
+
+
+def _joinable(booking: Booking, now: datetime) -> bool:
+    """The call page opens join_window_minutes before the slot, until the slot ends."""
+    opens = booking.starts_at - timedelta(minutes=booking.establishment.join_window_minutes)
+    return opens <= now < booking.ends_at
 
 
 @login_required

@@ -140,6 +140,7 @@ def seed_demo() -> DemoResult:
         )
     demo_user(accounts[4].email, first_name="Jo", last_name="Jones")
     accounts += seed_identity_demo(establishment)
+    accounts += seed_call_demo(establishment)
     return DemoResult(establishment=establishment, accounts=accounts)
 
 
@@ -247,3 +248,59 @@ def seed_identity_demo(establishment: Establishment) -> list[DemoAccount]:
     return [
         DemoAccount(waiting_email, DEMO_PASSWORD, "family visitor whose identity check waits"),
     ]
+
+
+# --- a call to try at once ---------------------------------------------------------------
+
+
+def seed_call_demo(establishment: Establishment) -> list[DemoAccount]:
+    """Laptop 1 gets its sign-in, and the demo family a call that opens within minutes.
+
+    Real bookings need days of notice; the demo books straight into the database so that
+    `make run` shows a call that can be joined now (family page and laptop page).
+    """
+    from datetime import timedelta
+
+    from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus, BookingVisitor
+    from identity.models import Connection, ConnectionStatus
+
+    email = "laptop1@demo.purplevisits.test"
+    laptop = Terminal.objects.get(establishment=establishment, name="Visits hall laptop 1")
+    if laptop.user is None:
+        laptop.user = demo_user(email, first_name="Laptop 1")
+        laptop.save(update_fields=["user"])
+    account = DemoAccount(email, DEMO_PASSWORD, "prison laptop 1 (signs in to its calls)")
+
+    connection = (
+        Connection.objects.filter(
+            visitor__user__email="family@demo.purplevisits.test",
+            prisoner__prison_number="A1234BC",
+            status=ConnectionStatus.APPROVED,
+        )
+        .select_related("visitor", "prisoner")
+        .first()
+    )
+    if connection is None:
+        return [account]
+    now = timezone.now()
+    length = timedelta(minutes=establishment.call_minutes)
+    if Booking.objects.filter(
+        connection=connection, status__in=ACTIVE_STATUSES, ends_at__gt=now
+    ).exists():
+        return [account]
+    # Starts at the next five-minute mark, so the call can be joined straight away.
+    starts_at = (now + timedelta(minutes=5 - now.minute % 5)).replace(second=0, microsecond=0)
+    booking = Booking.objects.create(
+        establishment=establishment,
+        prisoner=connection.prisoner,
+        terminal=laptop,
+        lead_visitor=connection.visitor,
+        connection=connection,
+        starts_at=starts_at,
+        ends_at=starts_at + length,
+        allowance_month=timezone.localtime(starts_at, establishment.tz).date().replace(day=1),
+        status=BookingStatus.CONFIRMED,
+        aup_accepted_at=now,
+    )
+    BookingVisitor.objects.create(booking=booking, profile=connection.visitor)
+    return [account]

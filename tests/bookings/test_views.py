@@ -374,3 +374,29 @@ def test_admin_blocked_date_goes_through_the_service(admin_client, world, bookin
     booking.refresh_from_db()
     assert booking.status == BookingStatus.CANCELLED and booking.cancel_reason == "technical_fault"
     assert AuditEntry.objects.filter(action=AuditAction.BLOCKED_DATE_ADD).count() == 1
+
+
+def test_join_call_appears_only_inside_the_join_window(client) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests import factories
+
+    soon = timezone.now() + timedelta(minutes=8)
+    later = timezone.now() + timedelta(days=3)
+    open_booking = factories.BookingFactory(starts_at=soon)
+    closed_booking = factories.BookingFactory(
+        connection=open_booking.connection, starts_at=later, terminal=open_booking.terminal
+    )
+    client.force_login(open_booking.lead_visitor.user)
+    join_open = reverse("calls:join", args=[open_booking.reference])
+    join_closed = reverse("calls:join", args=[closed_booking.reference])
+    listing = client.get(reverse("bookings:my_bookings")).content.decode()
+    assert join_open in listing and join_closed not in listing
+    assert (
+        join_open
+        in client.get(reverse("bookings:detail", args=[open_booking.reference])).content.decode()
+    )
+    detail_closed = client.get(reverse("bookings:detail", args=[closed_booking.reference]))
+    assert join_closed not in detail_closed.content.decode()
