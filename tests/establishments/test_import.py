@@ -160,3 +160,20 @@ def test_demo_staff_have_two_factor_with_the_printed_secret(capsys, settings) ->
     settings.DEBUG = True
     call_command("demo_code")
     assert capsys.readouterr().out.strip() == demo_code()
+
+
+def test_seed_demo_gives_a_joinable_call_once() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from bookings.models import Booking
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    booking = Booking.objects.get()
+    assert booking.status == "confirmed"
+    assert booking.lead_visitor.user.email == "family@demo.purplevisits.test"
+    assert booking.terminal.user.email == "laptop1@demo.purplevisits.test"
+    opens = booking.starts_at - timedelta(minutes=booking.establishment.join_window_minutes)
+    assert opens <= timezone.now() < booking.ends_at
