@@ -23,6 +23,11 @@ def private_upload_path(instance: models.Model, filename: str) -> str:
     return f"{instance._meta.app_label}/{instance._meta.model_name}/{uuid.uuid4().hex}.jpg"
 
 
+def age_on(born: date, day: date) -> int:
+    """Age in whole years on ``day`` (a birthday on 29 February counts from 1 March)."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
 class VerificationStatus(models.TextChoices):
     NOT_STARTED = "not_started", "Not started"
     SUBMITTED = "submitted", "Waiting for a check by prison staff"
@@ -61,8 +66,7 @@ class VisitorProfile(models.Model):
         return self.verification_status == VerificationStatus.APPROVED
 
     def age_on(self, day: date) -> int:
-        born = self.date_of_birth
-        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+        return age_on(self.date_of_birth, day)
 
 
 class FaceResult(models.TextChoices):
@@ -148,8 +152,7 @@ class Dependant(models.Model):
         return f"{self.first_name} {self.last_name}"
 
     def age_on(self, day: date) -> int:
-        born = self.date_of_birth
-        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+        return age_on(self.date_of_birth, day)
 
 
 class FaceEnrolment(models.Model):

@@ -4,6 +4,7 @@ services write, selectors read."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from allauth.account.decorators import verified_email_required
@@ -279,35 +280,49 @@ def staff_queue(request: HttpRequest, establishment: Establishment) -> HttpRespo
     return render(request, "identity/staff_queue.html", context)
 
 
-@role_required("visits_admin")
-@require_http_methods(["GET", "POST"])
-def staff_check(request: HttpRequest, check_id: int, establishment: Establishment) -> HttpResponse:
-    check = selectors.check_for_staff(establishment, check_id)
-    if check is None:
-        raise Http404("No such identity check here.")
+def _decide(
+    request: HttpRequest,
+    establishment: Establishment,
+    *,
+    approve: Callable[..., object],
+    reject: Callable[..., object],
+    target: dict[str, object],
+    name: str,
+    template: str,
+) -> HttpResponse:
+    """A visits admin's approve/reject form: the service decides, errors go on the form."""
     form = forms.DecisionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        decide = (
-            services.identity_check_approve
-            if form.cleaned_data["decision"] == "approve"
-            else services.identity_check_reject
-        )
+        decide = approve if form.cleaned_data["decision"] == "approve" else reject
         try:
             decide(
-                check=check,
-                by=request.user,  # type: ignore[arg-type]
+                **target,
+                by=request.user,
                 establishment=establishment,
                 reason=form.cleaned_data["reason"],
             )
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, f"Decision recorded for {check.profile.legal_name}.")
+            messages.success(request, f"Decision recorded for {name}.")
             return redirect("identity_staff_queue", code=establishment.code)
-    return render(
+    return render(request, template, {"establishment": establishment, "form": form, **target})
+
+
+@role_required("visits_admin")
+@require_http_methods(["GET", "POST"])
+def staff_check(request: HttpRequest, check_id: int, establishment: Establishment) -> HttpResponse:
+    check = selectors.check_for_staff(establishment, check_id)
+    if check is None:
+        raise Http404("No such identity check here.")
+    return _decide(
         request,
-        "identity/staff_check.html",
-        {"establishment": establishment, "check": check, "form": form},
+        establishment,
+        approve=services.identity_check_approve,
+        reject=services.identity_check_reject,
+        target={"check": check},
+        name=check.profile.legal_name,
+        template="identity/staff_check.html",
     )
 
 
@@ -353,29 +368,14 @@ def staff_dependant(
     dependant = selectors.dependant_for_staff(establishment, dependant_id)
     if dependant is None:
         raise Http404("No such person here.")
-    form = forms.DecisionForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        decide = (
-            services.dependant_approve
-            if form.cleaned_data["decision"] == "approve"
-            else services.dependant_reject
-        )
-        try:
-            decide(
-                dependant=dependant,
-                by=request.user,  # type: ignore[arg-type]
-                establishment=establishment,
-                reason=form.cleaned_data["reason"],
-            )
-        except IdentityError as error:
-            _apply_error(form, error)
-        else:
-            messages.success(request, f"Decision recorded for {dependant.full_name}.")
-            return redirect("identity_staff_queue", code=establishment.code)
-    return render(
+    return _decide(
         request,
-        "identity/staff_dependant.html",
-        {"establishment": establishment, "dependant": dependant, "form": form},
+        establishment,
+        approve=services.dependant_approve,
+        reject=services.dependant_reject,
+        target={"dependant": dependant},
+        name=dependant.full_name,
+        template="identity/staff_dependant.html",
     )
 
 
