@@ -192,3 +192,30 @@ def dashboard_access(user: Any, code: str) -> DashboardAccess | None:
     if is_hq(user):
         return DashboardAccess(establishment=establishment, can_control=False)
     return None
+
+
+@dataclass(frozen=True)
+class CallDetailAccess:
+    call: Call
+    can_control: bool  # officers at the call's establishment: watch, listen and act
+    # HQ opens the page read-only: status only, no media (DOMAIN: officers watch calls).
+
+
+def call_detail_access(user: Any, code: str, call_id: Any) -> CallDetailAccess | None:
+    """The call at establishment ``code`` if ``user`` may open its page, else None."""
+    from calls.selectors import call_with_booking
+
+    access = dashboard_access(user, code)
+    if access is None:
+        return None
+    call = call_with_booking(call_id)
+    if call is None or call.booking.establishment_id != access.establishment.pk:
+        return None
+    return CallDetailAccess(call=call, can_control=access.can_control)
+
+
+def call_events(call: Call, limit: int = 30) -> list[CallEvent]:
+    """The call's latest events (joins, drops, pauses, messages), newest first."""
+    return list(
+        CallEvent.objects.filter(call=call).select_related("actor").order_by("-created_at")[:limit]
+    )

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from calls.models import Call
 from establishments.models import Establishment
-from monitoring.models import Alert, AuditAction, AuditEntry
+from monitoring.models import Alert, AlertKind, AuditAction, AuditEntry
 from purplevisits.realtime import establishment_group, group_send_on_commit
 
 
@@ -82,3 +82,58 @@ def alert_acknowledge(*, alert_id: int, actor: User) -> bool:
             {"type": "dashboard.alert", "alert_id": alert.pk},
         )
     return bool(updated)
+
+
+def control_refusal_record(
+    *,
+    actor: User | AnonymousUser | None,
+    call: Call | None,
+    action: str,
+    code: str,
+    message: str,
+    request: Any = None,
+    channel: str = "web",
+) -> None:
+    """A refused call control (wrong person, wrong establishment, bad input): write it
+    to the establishment's audit log and the security log. Never raises."""
+    from purplevisits.observability import security_event
+
+    user = actor if isinstance(actor, User) else None
+    try:
+        with transaction.atomic():
+            audit_record(
+                actor=user,
+                action=AuditAction.PERMISSION_DENIED,
+                establishment=call.booking.establishment if call is not None else None,
+                target=call,
+                reason=message[:300],
+                detail={"control": str(action)[:20], "code": code, "channel": channel},
+            )
+    finally:
+        security_event(
+            "call_control_refused",
+            request=request,
+            user_id=user.pk if user else None,
+            call_id=str(call.pk) if call is not None else "",
+            control=str(action)[:20],
+            code=code,
+            channel=channel,
+        )
+
+
+def alert_participant_dropped(*, call_id: Any, side: str) -> Alert | None:
+    """A family or prisoner socket dropped while the call was running: alert staff.
+
+    Called after the drop has been committed; re-reads the call so that a call that
+    ended meanwhile raises nothing.
+    """
+    from calls.models import CallStatus
+
+    call = (
+        Call.objects.select_related("booking")
+        .filter(pk=call_id, status__in=[CallStatus.LIVE, CallStatus.PAUSED])
+        .first()
+    )
+    if call is None:
+        return None
+    return alert_raise(call=call, kind=AlertKind.PARTICIPANT_DROPPED, side=side)

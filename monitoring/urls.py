@@ -19,4 +19,10 @@ urlpatterns = [
         views.alert_snapshot,
         name="alert_snapshot",
     ),
+    path("staff/<slug:code>/calls/<uuid:call_id>/", views.call_detail, name="call_detail"),
+    path(
+        "staff/<slug:code>/calls/<uuid:call_id>/<slug:action>/",
+        views.call_control,
+        name="call_control",
+    ),
 ]
