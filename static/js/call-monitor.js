@@ -74,7 +74,7 @@ const peer = new MonitorPeer(root.dataset.wsPath, {
 for (const form of document.querySelectorAll("form[data-control]")) {
   form.addEventListener("submit", (event) => {
     if (!peer.isOpen()) return; // fall back to the plain form post
-    const field = form.querySelector("input, textarea");
+    const field = form.querySelector("[name=reason], [name=text]");
     const value = field ? field.value.trim() : "";
     const action = form.dataset.control;
     if (action === "terminate" && !value) return; // the browser's "required" explains

@@ -10,6 +10,7 @@ const alertsList = document.getElementById("alerts");
 const canControl = grid.dataset.canControl === "true";
 const tiles = new Map(); // booking reference -> data
 const watches = new Map(); // call id -> { peer, box }
+window.pvWatches = watches; // for tests and troubleshooting (getStats)
 const WATCH_MAX = Number(grid.dataset.watchMax || 2);
 const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
 let socket = null;
