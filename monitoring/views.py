@@ -26,7 +26,7 @@ from calls import services as calls_services
 from calls.models import PauseReason
 from calls.selectors import call_state_payload, call_with_booking
 from calls.services import MESSAGE_MAX_CHARS, REASON_MAX_CHARS, CallActionRefused
-from establishments.models import Establishment, StaffRole
+from establishments.models import Establishment, RolloutStage, StaffRole
 from establishments.permissions import hq_required, role_required
 from establishments.selectors import staff_memberships
 from monitoring import dashboard, selectors, services
@@ -327,3 +327,52 @@ def call_control(request: HttpRequest, code: str, call_id: uuid.UUID, action: st
         call.refresh_from_db(fields=["status"])
         messages.info(request, f"Nothing changed: the call is {call.get_status_display().lower()}.")
     return redirect("monitoring:call_detail", code=code, call_id=call.pk)
+
+
+# --- Staff test calls -------------------------------------------------------------------
+
+
+@role_required(StaffRole.VISITS_ADMIN)
+def test_calls(request: HttpRequest, establishment: Establishment) -> HttpResponse:
+    """Place a staff test call (rollout stage 'test calls') and see the recent ones."""
+    terminals, staff = selectors.test_call_candidates(establishment)
+    errors: list[tuple[str, str]] = []
+    if request.method == "POST":
+        try:
+            terminal_id = int(request.POST.get("terminal", ""))
+            family_user_id = int(request.POST.get("family", ""))
+        except ValueError:
+            errors.append(("terminal", "Choose a laptop and who plays the family."))
+        else:
+            try:
+                placed = services.test_call_place(
+                    establishment=establishment,
+                    actor=request.user,  # type: ignore[arg-type]
+                    terminal_id=terminal_id,
+                    family_user_id=family_user_id,
+                )
+            except services.TestCallRefused as refusal:
+                field = "family" if refusal.code == "NOT_STAFF" else "terminal"
+                errors.append((field, refusal.message))
+            else:
+                messages.success(
+                    request,
+                    f"Test call placed on {placed.booking.terminal.name}. Start it on the "
+                    "laptop; the person playing the family joins from the link below.",
+                )
+                return redirect("monitoring:test_calls", code=establishment.code)
+    elif request.method != "GET":
+        return HttpResponse(status=405)
+    return render(
+        request,
+        "monitoring/test_calls.html",
+        {
+            "establishment": establishment,
+            "open_for_tests": establishment.rollout_stage == RolloutStage.TEST_CALLS,
+            "terminals": terminals,
+            "staff": staff,
+            "errors": errors,
+            "test_calls": selectors.recent_test_calls(establishment),
+        },
+        status=400 if errors else 200,
+    )

@@ -42,6 +42,7 @@ function renderTile(data) {
   const status = el("p", "tile-status");
   status.append(el("span", "tag", data.status));
   if (data.pause_reason) status.append(" ", el("span", "tag tag-warn", data.pause_reason));
+  if (data.is_test) status.append(" ", el("span", "tag", "test call"));
   if (data.column === "live" || data.column === "paused") {
     const left = el("span", "time-left", timeLeft(data.ends_at));
     left.dataset.endsAt = data.ends_at || "";
