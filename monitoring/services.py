@@ -308,4 +308,6 @@ def test_call_place(
             "TERMINAL_BUSY", "That laptop or the test prisoner is busy now: try again shortly."
         ) from None
     return test_call
+
+
 test_call_place.__test__ = False  # type: ignore[attr-defined]  # a service, not a pytest test

@@ -175,7 +175,9 @@ def test_resume_by_an_officer_is_audited(client, people, establishment_x) -> Non
 
 
 @pytest.mark.django_db
-def test_a_control_that_does_not_apply_changes_nothing_and_says_so(client, people, establishment_x) -> None:  # type: ignore[no-untyped-def]
+def test_a_control_that_does_not_apply_changes_nothing_and_says_so(
+    client, people, establishment_x
+) -> None:  # type: ignore[no-untyped-def]
     call = live_call(establishment_x)
     client.force_login(people.officer_x)
     response = client.post(control_url(call, "resume"), {}, follow=True)
@@ -346,7 +348,9 @@ def test_a_dropped_participant_raises_an_alert(
 
 
 @pytest.mark.django_db
-def test_a_drop_alert_must_be_acknowledged(client, people, establishment_x, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_a_drop_alert_must_be_acknowledged(
+    client, people, establishment_x, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
     call = live_call(establishment_x)
     connection = _connect(call, CallRole.FAMILY)
     with django_capture_on_commit_callbacks(execute=True):
@@ -372,7 +376,9 @@ def test_a_drop_alert_must_be_acknowledged(client, people, establishment_x, djan
         ("hq", True, False),
     ],
 )
-async def test_dashboard_socket_matrix(client, people, establishment_x, who, connects, can_control) -> None:  # type: ignore[no-untyped-def]
+async def test_dashboard_socket_matrix(
+    client, people, establishment_x, who, connects, can_control
+) -> None:  # type: ignore[no-untyped-def]
     from tests.monitoring.test_dashboard import open_socket
 
     user = getattr(people, who) if who else None
