@@ -8,7 +8,9 @@ import time
 import pytest
 
 from calls.models import Call
+from establishments.models import StaffRole
 from monitoring.models import AuditAction, AuditEntry
+from tests import factories
 from tests.calls.conftest import make_setup
 from tests.e2e.test_call import signed_in_context, wait_for_frames
 
@@ -83,14 +85,29 @@ def test_officer_sees_the_live_call_and_terminating_it_ends_it_for_both_sides(  
     officer.wait_for_url(f"**/staff/{code}/calls/{call.pk}/", timeout=15_000)
     officer.locator("#monitor-status").get_by_text("live").wait_for(timeout=15_000)
     assert monitor_frames(officer, "window.pvMonitor.pc") > 0
+    # HQ opens the same call read-only: status only, kept current without a reload.
+    hq_user = factories.StaffMembershipFactory(establishment=None, role=StaffRole.HQ).user
+    hq = signed_in_context(browser, live_server_url, hq_user).new_page()
+    hq.goto(f"{live_server_url}/staff/{code}/calls/{call.pk}/")
+    assert hq.locator("#video-family").count() == 0
+    assert hq.get_by_role("button", name="End call").count() == 0
     officer.get_by_label("Reason for ending the call (required)").fill("Breach of the rules")
     officer.get_by_role("button", name="End call").click()
 
     family.get_by_text("Prison staff ended the call").wait_for(timeout=15_000)
     terminal.get_by_text("Prison staff ended the call").wait_for(timeout=15_000)
     officer.locator("#monitor-status").get_by_text("ended").wait_for(timeout=15_000)
+    hq.locator("#monitor-status").get_by_text("ended").wait_for(timeout=15_000)
     call.refresh_from_db()
     assert (call.status, call.end_reason) == ("ended", "terminated")
     entry = AuditEntry.objects.get(action=AuditAction.CALL_TERMINATE)
     assert entry.actor == setup.officer
     assert entry.reason == "Breach of the rules"
+
+    # Both pages stay usable on a 320 px wide screen: nothing wider than the screen.
+    officer.set_viewport_size({"width": 320, "height": 640})
+    for path in (f"/staff/{code}/calls/{call.pk}/", f"/staff/{code}/dashboard/"):
+        officer.goto(f"{live_server_url}{path}")
+        officer.wait_for_load_state("load")
+        width = officer.evaluate("document.documentElement.scrollWidth")
+        assert width <= 320, (path, width)

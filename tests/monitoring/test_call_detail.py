@@ -72,6 +72,7 @@ def test_call_page_access(client, people, establishment_x, who, expected, contro
     if who == "hq":
         assert "Headquarters view: status only" in body
         assert "call-monitor.js" not in body
+        assert "call-status.js" in body  # status kept current from the dashboard socket
 
 
 @pytest.mark.django_db
