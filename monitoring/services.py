@@ -13,7 +13,7 @@ from django.utils import timezone
 from calls.models import Call
 from establishments.models import Establishment
 from monitoring.models import Alert, AlertKind, AuditAction, AuditEntry, StaffTestCall
-from purplevisits.realtime import establishment_group, group_send_on_commit
+from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
 
 
 def audit_record(
@@ -137,7 +137,14 @@ def alert_participant_dropped(*, call_id: Any, side: str) -> Alert | None:
     )
     if call is None:
         return None
-    return alert_raise(call=call, kind=AlertKind.PARTICIPANT_DROPPED, side=side)
+    with transaction.atomic():
+        alert = alert_raise(call=call, kind=AlertKind.PARTICIPANT_DROPPED, side=side)
+        # Officers on the call's own page hear of it too (SIGNALLING.md ``alert``).
+        group_send_on_commit(
+            call_group(call.pk),
+            {"type": "call.alert", "kind": alert.kind, "side": side, "snapshot_url": None},
+        )
+    return alert
 
 
 # --- Staff test calls ---------------------------------------------------------------

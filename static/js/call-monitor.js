@@ -17,6 +17,7 @@ const END_REASONS = {
   terminated: "The call was ended by staff.", revoked: "The call was ended: an approval was withdrawn.",
   failed: "The call could not continue.",
 };
+const ALERTS = { unapproved_face: "an unapproved face is on camera", participant_dropped: "a participant dropped" };
 let state = { status: root.dataset.status, ends_at: root.dataset.endsAt };
 let offset = 0;
 
@@ -57,7 +58,10 @@ const peer = new MonitorPeer(root.dataset.wsPath, {
   onMessage(message) {
     if (message.type === "error") notice(message.message, "warning");
     else if (message.type === "message") notice(`Message sent to both sides: ${message.text}`, "info");
-    else if (message.type === "alert") notice(`Alert: ${message.kind} (${message.side || "call"})`, "warning");
+    else if (message.type === "alert") {
+      const what = ALERTS[message.kind] || message.kind;
+      notice(`Alert: ${what}${message.side ? ` (${message.side})` : ""}. Acknowledge it on the dashboard.`, "warning");
+    }
     else if (message.type === "ended") {
       state = { ...state, status: "ended", end_reason: message.reason };
       render();

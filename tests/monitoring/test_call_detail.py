@@ -390,3 +390,21 @@ async def test_dashboard_socket_matrix(
         assert snapshot["type"] == "snapshot"
         assert snapshot["can_control"] is can_control
         await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_drop_is_told_to_the_officer_on_the_call_page() -> None:
+    from asgiref.sync import sync_to_async
+
+    setup = await sync_to_async(make_setup)()
+    call = await sync_to_async(call_services.call_open)(booking=setup.booking)
+    monitor = await _socket(setup.officer, call.pk)
+    await _next(monitor, "state")
+    family = await _socket(setup.family, call.pk)
+    prisoner = await _socket(setup.terminal_user, call.pk)
+    await _next(prisoner, "state")
+    await family.disconnect()  # the family's socket drops
+    alert = await _next(monitor, "alert")
+    assert (alert["kind"], alert["side"]) == ("participant_dropped", "family")
+    await prisoner.disconnect()
+    await monitor.disconnect()
