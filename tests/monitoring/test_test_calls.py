@@ -80,6 +80,11 @@ def test_a_visits_admin_places_a_test_call_that_staff_join_as_the_family(
     join = client.get(reverse("calls:join", args=[booking.reference]))
     assert join.status_code == 200
     assert "acceptable use policy" in join.content.decode().lower()
+    joined = client.post(reverse("calls:join", args=[booking.reference]), {"accept": "on"})
+    assert joined.status_code == 302
+    room = client.get(joined["Location"])
+    assert room.status_code == 200
+    assert 'data-role="family"' in room.content.decode()
     # The laptop lists it like any call.
     client.force_login(laptop.user)
     assert str(booking.reference) in client.get(reverse("calls:terminal")).content.decode()
