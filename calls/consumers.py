@@ -81,6 +81,22 @@ def _state(call_id: str) -> dict[str, Any] | None:
     return selectors.call_state_payload(call) if call is not None else None
 
 
+def _record_control_refusal(call_id: str, user: Any, action: Any, code: str, text: str) -> None:
+    from monitoring.services import control_refusal_record
+
+    try:
+        control_refusal_record(
+            actor=user,
+            call=selectors.call_with_booking(call_id),
+            action=str(action or ""),
+            code=code,
+            message=text,
+            channel="socket",
+        )
+    except Exception:  # logging a refusal must never break the socket
+        logger.exception("could not record a refused control on call %s", call_id)
+
+
 def _relay_channel(call_id: str, in_process: tuple[str, str] | None) -> str:
     return relay_channel_for_call(call_id, in_process=in_process)
 
@@ -222,6 +238,7 @@ class CallConsumer(AsyncWebsocketConsumer):
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         if self.role != CallRole.MONITOR:
+            await self._log_control_refusal(message, "forbidden", "Not a staff monitor.")
             await self._error("forbidden", "Only staff monitors can control a call.")
             return
         action = message.get("action")
@@ -251,10 +268,17 @@ class CallConsumer(AsyncWebsocketConsumer):
                 await self._error("bad_control", "Unknown control action.")
                 return
         except services.CallActionRefused as refusal:
+            await self._log_control_refusal(message, refusal.code.lower(), refusal.message)
             await self._error(refusal.code.lower(), refusal.message)
             return
         if not done:
             await self._error("not_applicable", f"The call cannot be '{action}'d now.")
+
+    async def _log_control_refusal(self, message: dict[str, Any], code: str, text: str) -> None:
+        """Refused controls go in the audit and security logs (monitoring)."""
+        await database_sync_to_async(_record_control_refusal)(
+            self.call_id, self.user, message.get("action"), code, text
+        )
 
     async def _on_leave(self, message: dict[str, Any]) -> None:
         if self.connection_id is not None:

@@ -8,6 +8,7 @@ call's sockets and relay and to the establishment's staff dashboard.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from monitoring.models import AuditAction
 from monitoring.services import audit_record
 from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
 
+logger = logging.getLogger(__name__)
 Actor = User | AnonymousUser | None
 OPEN_STATUSES = (CallStatus.WAITING, CallStatus.LIVE, CallStatus.PAUSED)
 MESSAGE_MAX_CHARS = 500
@@ -199,6 +201,8 @@ def call_leave(*, connection_id: int, dropped: bool = False) -> bool:
         role=connection.role,
         actor=connection.user,
     )
+    if dropped and connection.role in selectors.MEDIA_ROLES:
+        _alert_dropped_on_commit(connection.call_id, connection.role)
     if not dropped and connection.role in selectors.MEDIA_ROLES:
         roles = selectors.connected_roles(connection.call_id, now)
         if not any(r in roles for r in selectors.MEDIA_ROLES):
@@ -210,6 +214,20 @@ def call_leave(*, connection_id: int, dropped: bool = False) -> bool:
                 return True
     _push_state(connection.call_id)
     return True
+
+
+def _alert_dropped_on_commit(call_id: uuid.UUID | str, role: str) -> None:
+    """Staff get a 'participant dropped' alert once the drop is committed (monitoring)."""
+
+    def raise_alert() -> None:
+        from monitoring.services import alert_participant_dropped
+
+        try:
+            alert_participant_dropped(call_id=call_id, side=role)
+        except Exception:  # a lost alert must not break the socket's clean-up
+            logger.exception("could not raise a dropped alert for call %s", call_id)
+
+    transaction.on_commit(raise_alert)
 
 
 # --- State changes --------------------------------------------------------------------

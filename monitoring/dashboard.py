@@ -42,7 +42,7 @@ def _day_bounds(establishment: Establishment, day: date) -> tuple[datetime, date
 
 def _bookings(establishment: Establishment) -> QuerySet[Booking]:
     return Booking.objects.filter(establishment=establishment, status__in=_SHOWN).select_related(
-        "prisoner", "terminal", "lead_visitor", "call"
+        "prisoner", "terminal", "lead_visitor", "call", "staff_test_call"
     )
 
 
@@ -70,6 +70,7 @@ def tile(booking: Booking) -> dict[str, Any]:
         "slot_ends_at": booking.ends_at.isoformat(),
         "ends_at": call.ends_at.isoformat() if call and call.ends_at else None,
         "starts_label": timezone.localtime(booking.starts_at).strftime("%H:%M"),
+        "is_test": hasattr(booking, "staff_test_call"),
     }
 
 
@@ -83,7 +84,9 @@ def tiles_for_day(establishment: Establishment, day: date | None = None) -> list
 
 def tile_for_call(call_id: uuid.UUID | str) -> tuple[int, dict[str, Any]] | None:
     booking = (
-        Booking.objects.select_related("prisoner", "terminal", "lead_visitor", "call")
+        Booking.objects.select_related(
+            "prisoner", "terminal", "lead_visitor", "call", "staff_test_call"
+        )
         .filter(call__id=call_id)
         .first()
     )

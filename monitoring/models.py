@@ -31,6 +31,7 @@ class AuditAction(models.TextChoices):
     SNAPSHOT_VIEW = "snapshot_view", "Viewed an evidence snapshot"
     PERMISSION_DENIED = "permission_denied", "Was refused an action"
     ALERT_ACKNOWLEDGE = "alert_acknowledge", "Acknowledged an alert"
+    TEST_CALL_PLACE = "test_call_place", "Placed a staff test call"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
@@ -107,3 +108,28 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.call_id})"
+
+
+class StaffTestCall(models.Model):
+    """A call placed by staff to get ready (rollout stage 'test calls'): a staff member
+    plays the family on the real family pages, with a fictional test prisoner on the
+    real terminal. Never counts against a real prisoner's allowance (the prisoner is the
+    establishment's test prisoner) and is left out of the national figures."""
+
+    booking = models.OneToOneField(
+        "bookings.Booking", on_delete=models.CASCADE, related_name="staff_test_call"
+    )
+    establishment = models.ForeignKey(Establishment, on_delete=models.CASCADE, related_name="+")
+    placed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    family_played_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Test call {self.booking_id} at {self.establishment_id}"

@@ -40,8 +40,11 @@ _DURATION = ExpressionWrapper(F("ended_at") - F("started_at"), output_field=Dura
 
 
 def _made_calls() -> QuerySet[Call]:
-    """Calls that happened: both sides connected (started) and the call is over."""
-    return Call.objects.filter(started_at__isnull=False, ended_at__isnull=False)
+    """Calls that happened: both sides connected (started) and the call is over.
+    Staff test calls are not calls families made: they are left out."""
+    return Call.objects.filter(
+        started_at__isnull=False, ended_at__isnull=False, booking__staff_test_call__isnull=True
+    )
 
 
 @dataclass
@@ -89,7 +92,9 @@ def national_figures(*, weeks: int = 12, now: datetime | None = None) -> Nationa
     made = _made_calls()
     totals = made.aggregate(calls=Count("id"), duration=Sum(_DURATION))
     terminations = made.filter(end_reason=EndReason.TERMINATED).count()
-    pauses = CallEvent.objects.filter(kind=CallEventKind.PAUSED)
+    pauses = CallEvent.objects.filter(
+        kind=CallEventKind.PAUSED, call__booking__staff_test_call__isnull=True
+    )
     pause_totals = pauses.aggregate(
         all=Count("id"), face=Count("id", filter=Q(reason=PauseReason.UNAPPROVED_FACE))
     )
@@ -192,3 +197,61 @@ def dashboard_access(user: Any, code: str) -> DashboardAccess | None:
     if is_hq(user):
         return DashboardAccess(establishment=establishment, can_control=False)
     return None
+
+
+@dataclass(frozen=True)
+class CallDetailAccess:
+    call: Call
+    can_control: bool  # officers at the call's establishment: watch, listen and act
+    # HQ opens the page read-only: status only, no media (DOMAIN: officers watch calls).
+
+
+def call_detail_access(user: Any, code: str, call_id: Any) -> CallDetailAccess | None:
+    """The call at establishment ``code`` if ``user`` may open its page, else None."""
+    from calls.selectors import call_with_booking
+
+    access = dashboard_access(user, code)
+    if access is None:
+        return None
+    call = call_with_booking(call_id)
+    if call is None or call.booking.establishment_id != access.establishment.pk:
+        return None
+    return CallDetailAccess(call=call, can_control=access.can_control)
+
+
+def call_events(call: Call, limit: int = 30) -> list[CallEvent]:
+    """The call's latest events (joins, drops, pauses, messages), newest first."""
+    return list(
+        CallEvent.objects.filter(call=call).select_related("actor").order_by("-created_at")[:limit]
+    )
+
+
+def test_call_candidates(establishment: Establishment) -> tuple[QuerySet[Any], QuerySet[Any]]:
+    """(laptops, staff who can play the family) for the test-call form."""
+    from django.contrib.auth.models import User
+
+    from establishments.models import StaffRole, Terminal
+
+    terminals = Terminal.objects.filter(establishment=establishment, is_active=True).order_by(
+        "name"
+    )
+    staff = (
+        User.objects.filter(
+            is_active=True,
+            staff_memberships__establishment=establishment,
+            staff_memberships__role__in=[StaffRole.OFFICER, StaffRole.VISITS_ADMIN],
+        )
+        .distinct()
+        .order_by("email")
+    )
+    return terminals, staff
+
+
+def recent_test_calls(establishment: Establishment, limit: int = 20) -> list[Any]:
+    from monitoring.models import StaffTestCall
+
+    return list(
+        StaffTestCall.objects.filter(establishment=establishment)
+        .select_related("booking", "booking__terminal", "booking__call", "family_played_by")
+        .order_by("-created_at")[:limit]
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -11,8 +12,8 @@ from django.utils import timezone
 
 from calls.models import Call
 from establishments.models import Establishment
-from monitoring.models import Alert, AuditAction, AuditEntry
-from purplevisits.realtime import establishment_group, group_send_on_commit
+from monitoring.models import Alert, AlertKind, AuditAction, AuditEntry, StaffTestCall
+from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
 
 
 def audit_record(
@@ -82,3 +83,238 @@ def alert_acknowledge(*, alert_id: int, actor: User) -> bool:
             {"type": "dashboard.alert", "alert_id": alert.pk},
         )
     return bool(updated)
+
+
+def control_refusal_record(
+    *,
+    actor: User | AnonymousUser | None,
+    call: Call | None,
+    action: str,
+    code: str,
+    message: str,
+    request: Any = None,
+    channel: str = "web",
+) -> None:
+    """A refused call control (wrong person, wrong establishment, bad input): write it
+    to the establishment's audit log and the security log. Never raises."""
+    from purplevisits.observability import security_event
+
+    user = actor if isinstance(actor, User) else None
+    try:
+        with transaction.atomic():
+            audit_record(
+                actor=user,
+                action=AuditAction.PERMISSION_DENIED,
+                establishment=call.booking.establishment if call is not None else None,
+                target=call,
+                reason=message[:300],
+                detail={"control": str(action)[:20], "code": code, "channel": channel},
+            )
+    finally:
+        security_event(
+            "call_control_refused",
+            request=request,
+            user_id=user.pk if user else None,
+            call_id=str(call.pk) if call is not None else "",
+            control=str(action)[:20],
+            code=code,
+            channel=channel,
+        )
+
+
+def alert_participant_dropped(*, call_id: Any, side: str) -> Alert | None:
+    """A family or prisoner socket dropped while the call was running: alert staff.
+
+    Called after the drop has been committed; re-reads the call so that a call that
+    ended meanwhile raises nothing.
+    """
+    from calls.models import CallStatus
+
+    call = (
+        Call.objects.select_related("booking")
+        .filter(pk=call_id, status__in=[CallStatus.LIVE, CallStatus.PAUSED])
+        .first()
+    )
+    if call is None:
+        return None
+    with transaction.atomic():
+        alert = alert_raise(call=call, kind=AlertKind.PARTICIPANT_DROPPED, side=side)
+        # Officers on the call's own page hear of it too (SIGNALLING.md ``alert``).
+        group_send_on_commit(
+            call_group(call.pk),
+            {"type": "call.alert", "kind": alert.kind, "side": side, "snapshot_url": None},
+        )
+    return alert
+
+
+# --- Staff test calls ---------------------------------------------------------------
+
+
+class TestCallRefused(Exception):
+    """A staff test call cannot be placed (wrong stage, busy laptop, wrong person)."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+TEST_PRISONER_FIRST_NAME = "Test"
+TEST_PRISONER_LAST_NAME = "Prisoner (staff test calls)"
+
+
+def _test_prisoner(establishment: Establishment) -> Any:
+    """The establishment's fictional prisoner for test calls (created once)."""
+    from datetime import date
+
+    from establishments.models import Prisoner
+
+    number = f"Z{establishment.pk % 10000:04d}TC"
+    prisoner = Prisoner.objects.filter(prison_number=number).first()
+    if prisoner is None:
+        prisoner = Prisoner(
+            prison_number=number,
+            first_name=TEST_PRISONER_FIRST_NAME,
+            last_name=TEST_PRISONER_LAST_NAME,
+            date_of_birth=date(1970, 1, 1),
+            establishment=establishment,
+            location="Test calls",
+        )
+        prisoner.full_clean()
+        prisoner.save()
+    elif prisoner.establishment_id != establishment.pk:
+        raise TestCallRefused(
+            "TEST_PRISONER_TAKEN", f"Prison number {number} is in use: ask an administrator."
+        )
+    return prisoner
+
+
+def _stand_in_visitor(user: User, prisoner: Any) -> tuple[Any, Any]:
+    """The staff member's visitor profile (kept unverified: it can book nothing real)
+    and an approved connection to the test prisoner only."""
+    from datetime import date
+
+    from identity.models import Connection, ConnectionStatus, Relationship, VisitorProfile
+
+    profile = VisitorProfile.objects.filter(user=user).first()
+    if profile is None:
+        profile = VisitorProfile(
+            user=user,
+            legal_name=(user.get_full_name() or user.email or user.get_username())[:150],
+            date_of_birth=date(1970, 1, 1),
+            phone="test call",
+            country_of_residence="GB",
+        )
+        profile.full_clean()
+        profile.save()
+    connection = Connection.objects.filter(
+        visitor=profile, prisoner=prisoner, status=ConnectionStatus.APPROVED
+    ).first()
+    if connection is None:
+        connection = Connection(
+            visitor=profile,
+            prisoner=prisoner,
+            relationship=Relationship.FRIEND,
+            status=ConnectionStatus.APPROVED,
+            decided_at=timezone.now(),
+            decision_reason="Staff test call",
+        )
+        connection.full_clean()
+        connection.save()
+    return profile, connection
+
+
+def test_call_place(
+    *,
+    establishment: Establishment,
+    actor: User,
+    terminal_id: int,
+    family_user_id: int,
+    now: Any = None,
+) -> StaffTestCall:
+    """A visits admin places a test call that starts now on one of the establishment's
+    laptops; ``family_user`` (a staff member there) joins it as the family."""
+    from django.core.exceptions import ValidationError
+    from django.db import IntegrityError
+
+    from bookings.models import Booking, BookingOrigin, BookingStatus
+    from establishments.models import RolloutStage, StaffRole, Terminal
+    from establishments.selectors import has_role_at
+
+    if not has_role_at(actor, establishment, StaffRole.VISITS_ADMIN):
+        raise TestCallRefused("FORBIDDEN", "Only visits admins can place test calls.")
+    if establishment.rollout_stage != RolloutStage.TEST_CALLS:
+        raise TestCallRefused(
+            "NOT_TEST_STAGE",
+            f"{establishment.name} is not at the test-calls stage "
+            f"(it is at '{establishment.get_rollout_stage_display()}').",
+        )
+    family_user = User.objects.filter(pk=family_user_id, is_active=True).first()
+    if family_user is None or not has_role_at(family_user, establishment, StaffRole.OFFICER):
+        raise TestCallRefused(
+            "NOT_STAFF", "The person playing the family must be staff at this establishment."
+        )
+    now = (now or timezone.now()).replace(second=0, microsecond=0)
+    ends = now + timedelta(minutes=establishment.call_minutes)
+    try:
+        with transaction.atomic():
+            terminal = (
+                Terminal.objects.select_for_update()
+                .filter(pk=terminal_id, establishment=establishment, is_active=True)
+                .first()
+            )
+            if terminal is None:
+                raise TestCallRefused("NO_TERMINAL", "Choose one of this establishment's laptops.")
+            if Booking.objects.filter(
+                terminal=terminal,
+                status__in=[BookingStatus.REQUESTED, BookingStatus.CONFIRMED],
+                starts_at__lt=ends,
+                ends_at__gt=now,
+            ).exists():
+                raise TestCallRefused(
+                    "TERMINAL_BUSY", f"{terminal.name} has a call booked now: choose another."
+                )
+            prisoner = _test_prisoner(establishment)
+            profile, connection = _stand_in_visitor(family_user, prisoner)
+            booking = Booking(
+                establishment=establishment,
+                prisoner=prisoner,
+                terminal=terminal,
+                lead_visitor=profile,
+                connection=connection,
+                starts_at=now,
+                ends_at=ends,
+                allowance_month=now.date().replace(day=1),
+                status=BookingStatus.CONFIRMED,
+                origin=BookingOrigin.FAMILY,
+                created_by=actor,
+            )
+            booking.full_clean()
+            booking.save()
+            test_call = StaffTestCall(
+                booking=booking,
+                establishment=establishment,
+                placed_by=actor,
+                family_played_by=family_user,
+            )
+            test_call.full_clean()
+            test_call.save()
+            audit_record(
+                actor=actor,
+                action=AuditAction.TEST_CALL_PLACE,
+                establishment=establishment,
+                target=booking,
+                detail={"terminal": terminal.name, "family_played_by": family_user.email},
+            )
+    except ValidationError as exc:
+        raise TestCallRefused("INVALID", " ".join(exc.messages)) from None
+    except IntegrityError:
+        raise TestCallRefused(
+            "TERMINAL_BUSY", "That laptop or the test prisoner is busy now: try again shortly."
+        ) from None
+    return test_call
+
+
+test_call_place.__test__ = False  # type: ignore[attr-defined]  # a service, not a pytest test

@@ -19,4 +19,11 @@ urlpatterns = [
         views.alert_snapshot,
         name="alert_snapshot",
     ),
+    path("staff/<slug:code>/test-calls/", views.test_calls, name="test_calls"),
+    path("staff/<slug:code>/calls/<uuid:call_id>/", views.call_detail, name="call_detail"),
+    path(
+        "staff/<slug:code>/calls/<uuid:call_id>/<slug:action>/",
+        views.call_control,
+        name="call_control",
+    ),
 ]

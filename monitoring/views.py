@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import csv
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import (
@@ -18,7 +22,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from establishments.models import Establishment, StaffRole
+from calls import services as calls_services
+from calls.models import PauseReason
+from calls.selectors import call_state_payload, call_with_booking
+from calls.services import MESSAGE_MAX_CHARS, REASON_MAX_CHARS, CallActionRefused
+from establishments.models import Establishment, RolloutStage, StaffRole
 from establishments.permissions import hq_required, role_required
 from establishments.selectors import staff_memberships
 from monitoring import dashboard, selectors, services
@@ -27,6 +35,10 @@ from monitoring.forms import AuditFilterForm
 from monitoring.models import Alert, AuditAction
 from monitoring.selectors import DashboardAccess, dashboard_access
 from monitoring.services import audit_record
+
+# Each watched tile is one more monitor peer, and the relay encodes every output on its
+# own: on a 2-core relay a few small views per terminal is what stays smooth.
+WATCH_MAX = 2
 
 CSV_COLUMNS = ["when", "who", "establishment", "action", "target", "reason", "detail"]
 
@@ -168,6 +180,8 @@ def live_dashboard(request: HttpRequest, code: str) -> HttpResponse:
             "columns": columns,
             "alerts": dashboard.open_alerts(establishment),
             "today": timezone.localdate(timezone.now(), establishment.tz),
+            "watch_max": WATCH_MAX,
+            "ice_servers": settings.ICE_SERVERS,
         },
     )
 
@@ -202,3 +216,163 @@ def alert_snapshot(request: HttpRequest, code: str, alert_id: int) -> FileRespon
     response["Content-Disposition"] = f'inline; filename="alert-{alert.pk}.jpg"'
     response["Cache-Control"] = "no-store, private"
     return response
+
+
+# --- One call, for officers -------------------------------------------------------------
+
+CONTROL_ACTIONS = ("pause", "resume", "terminate", "message")
+_CONTROL_DONE = {
+    "pause": "Call paused. Both sides see 'Call paused' until you resume it.",
+    "resume": "Call resumed.",
+    "terminate": "Call ended. Both sides have been told.",
+    "message": "Message sent to both sides.",
+}
+
+
+def _call_detail_context(call: Any, can_control: bool, **extra: object) -> dict[str, Any]:
+    return {
+        "call": call,
+        "booking": call.booking,
+        "establishment": call.booking.establishment,
+        "can_control": can_control,
+        "state": call_state_payload(call),
+        "events": selectors.call_events(call),
+        "ice_servers": settings.ICE_SERVERS,
+        "message_max": MESSAGE_MAX_CHARS,
+        "reason_max": REASON_MAX_CHARS,
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def call_detail(request: HttpRequest, code: str, call_id: uuid.UUID) -> HttpResponse:
+    """Both sides full size with sound (officers), status and controls; HQ: status only."""
+    _dashboard_access_or_deny(request, code)
+    access = selectors.call_detail_access(request.user, code, call_id)
+    if access is None:
+        raise Http404("No such call at this establishment.")
+    return render(
+        request,
+        "monitoring/call_detail.html",
+        _call_detail_context(access.call, access.can_control),
+    )
+
+
+@require_POST
+def call_control(request: HttpRequest, code: str, call_id: uuid.UUID, action: str) -> HttpResponse:
+    """The controls as plain forms (they work without JavaScript): the same services
+    as the signalling socket's ``control`` messages. Refusals are shown and logged."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if action not in CONTROL_ACTIONS:
+        raise Http404("No such control.")
+    call = call_with_booking(call_id)
+    if call is None:
+        raise Http404("No such call.")
+    access = selectors.call_detail_access(request.user, code, call_id)
+    if access is None or not access.can_control:
+        message = (
+            "Headquarters staff can see calls but not act on them."
+            if access is not None
+            else "Only officers at this call's establishment can control it."
+        )
+        services.control_refusal_record(
+            actor=request.user,  # type: ignore[arg-type]
+            call=call,
+            action=action,
+            code="forbidden",
+            message=message,
+            request=request,
+        )
+        return render(request, "monitoring/control_refused.html", {"message": message}, status=403)
+    reason = str(request.POST.get("reason", ""))
+    text = str(request.POST.get("text", ""))
+    user = request.user
+    try:
+        if action == "pause":
+            if len(reason) > REASON_MAX_CHARS:
+                raise CallActionRefused("REASON_TOO_LONG", "The reason is too long.")
+            done = calls_services.call_pause(
+                call_id=call.pk, reason=PauseReason.STAFF, actor=user, detail=reason.strip()
+            )
+        elif action == "resume":
+            if len(reason) > REASON_MAX_CHARS:
+                raise CallActionRefused("REASON_TOO_LONG", "The reason is too long.")
+            done = calls_services.call_resume(call_id=call.pk, actor=user, reason=reason.strip())
+        elif action == "terminate":
+            done = calls_services.call_terminate(call_id=call.pk, actor=user, reason=reason)
+        else:
+            done = calls_services.call_message(call_id=call.pk, actor=user, text=text)
+    except CallActionRefused as refusal:
+        services.control_refusal_record(
+            actor=user,  # type: ignore[arg-type]
+            call=call,
+            action=action,
+            code=refusal.code.lower(),
+            message=refusal.message,
+            request=request,
+        )
+        context = _call_detail_context(
+            call,
+            True,
+            errors=[(f"{action}-field", refusal.message)],
+            failed_action=action,
+            posted={"reason": reason[:REASON_MAX_CHARS], "text": text[:MESSAGE_MAX_CHARS]},
+        )
+        return render(request, "monitoring/call_detail.html", context, status=400)
+    if done:
+        messages.success(request, _CONTROL_DONE[action])
+    else:
+        call.refresh_from_db(fields=["status"])
+        messages.info(request, f"Nothing changed: the call is {call.get_status_display().lower()}.")
+    return redirect("monitoring:call_detail", code=code, call_id=call.pk)
+
+
+# --- Staff test calls -------------------------------------------------------------------
+
+
+@role_required(StaffRole.VISITS_ADMIN)
+def test_calls(request: HttpRequest, establishment: Establishment) -> HttpResponse:
+    """Place a staff test call (rollout stage 'test calls') and see the recent ones."""
+    terminals, staff = selectors.test_call_candidates(establishment)
+    errors: list[tuple[str, str]] = []
+    if request.method == "POST":
+        try:
+            terminal_id = int(request.POST.get("terminal", ""))
+            family_user_id = int(request.POST.get("family", ""))
+        except ValueError:
+            errors.append(("terminal", "Choose a laptop and who plays the family."))
+        else:
+            try:
+                placed = services.test_call_place(
+                    establishment=establishment,
+                    actor=request.user,  # type: ignore[arg-type]
+                    terminal_id=terminal_id,
+                    family_user_id=family_user_id,
+                )
+            except services.TestCallRefused as refusal:
+                field = "family" if refusal.code == "NOT_STAFF" else "terminal"
+                errors.append((field, refusal.message))
+            else:
+                messages.success(
+                    request,
+                    f"Test call placed on {placed.booking.terminal.name}. Start it on the "
+                    "laptop; the person playing the family joins from the link below.",
+                )
+                return redirect("monitoring:test_calls", code=establishment.code)
+    elif request.method != "GET":
+        return HttpResponse(status=405)
+    return render(
+        request,
+        "monitoring/test_calls.html",
+        {
+            "establishment": establishment,
+            "open_for_tests": establishment.rollout_stage == RolloutStage.TEST_CALLS,
+            "terminals": terminals,
+            "staff": staff,
+            "errors": errors,
+            "test_calls": selectors.recent_test_calls(establishment),
+        },
+        status=400 if errors else 200,
+    )

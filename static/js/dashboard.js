@@ -1,10 +1,18 @@
 // Live updates for the establishment dashboard. The server sends a full snapshot on
 // every (re)connect, then one message per change; all text goes in with textContent.
+// A live tile links to the call's page and (officers) has a "Watch" toggle: a small,
+// muted view of both sides through a monitor peer, at most WATCH_MAX at a time.
+import { MonitorPeer } from "./monitor-peer.js";
+
 const grid = document.getElementById("call-grid");
 const statusLine = document.getElementById("connection-status");
 const alertsList = document.getElementById("alerts");
 const canControl = grid.dataset.canControl === "true";
 const tiles = new Map(); // booking reference -> data
+const watches = new Map(); // call id -> { peer, box }
+window.pvWatches = watches; // for tests and troubleshooting (getStats)
+const WATCH_MAX = Number(grid.dataset.watchMax || 2);
+const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
 let socket = null;
 let retry = 0;
 let heartbeatTimer = null;
@@ -34,13 +42,68 @@ function renderTile(data) {
   const status = el("p", "tile-status");
   status.append(el("span", "tag", data.status));
   if (data.pause_reason) status.append(" ", el("span", "tag tag-warn", data.pause_reason));
+  if (data.is_test) status.append(" ", el("span", "tag", "test call"));
   if (data.column === "live" || data.column === "paused") {
     const left = el("span", "time-left", timeLeft(data.ends_at));
     left.dataset.endsAt = data.ends_at || "";
     status.append(" ", left);
   }
   li.append(time, who, status);
+  if (data.call) {
+    li.dataset.call = data.call;
+    const actions = el("p", "tile-actions");
+    const open = el("a", "tile-open", "Open call");
+    open.href = `${grid.dataset.callsUrl}${data.call}/`;
+    open.append(el("span", "visually-hidden", ` of ${data.prisoner}`));
+    actions.append(open);
+    const watchable = data.column === "live" || data.column === "paused";
+    if (canControl && watchable) {
+      const watching = watches.has(data.call);
+      const button = el("button", "button button-small", watching ? "Stop watching" : "Watch");
+      button.type = "button";
+      button.setAttribute("aria-pressed", String(watching));
+      button.addEventListener("click", () => toggleWatch(data.call));
+      actions.append(" ", button);
+    }
+    li.append(actions);
+    const watch = watches.get(data.call);
+    if (watch && watchable) li.append(watch.box);
+  }
   return li;
+}
+
+function stopWatch(callId) {
+  const watch = watches.get(callId);
+  if (!watch) return;
+  watch.peer.stop();
+  watch.box.remove();
+  watches.delete(callId);
+}
+
+function toggleWatch(callId) {
+  if (watches.has(callId)) {
+    stopWatch(callId);
+  } else {
+    if (watches.size >= WATCH_MAX) stopWatch(watches.keys().next().value); // oldest first
+    const box = el("div", "tile-videos");
+    const videos = {};
+    for (const side of ["family", "prisoner"]) {
+      const video = el("video");
+      video.muted = true;
+      video.autoplay = true;
+      video.playsInline = true;
+      video.setAttribute("aria-label", `Video of the ${side}`);
+      videos[side] = video;
+      box.append(video);
+    }
+    const peer = new MonitorPeer(`/ws/calls/${callId}/`, {
+      onMedia(side, stream) { videos[side].srcObject = stream; videos[side].play().catch(() => {}); },
+      onClosed(code, final) { if (final) stopWatch(callId); },
+    }, { iceServers });
+    watches.set(callId, { peer, box });
+    peer.start();
+  }
+  renderGrid();
 }
 
 function renderGrid() {
@@ -56,6 +119,11 @@ function renderGrid() {
   }
   for (const counter of grid.querySelectorAll("[data-count]")) {
     counter.textContent = byColumn[counter.dataset.count].children.length;
+  }
+  for (const [callId, watch] of watches) {
+    const data = [...tiles.values()].find((t) => t.call === callId);
+    if (!data || (data.column !== "live" && data.column !== "paused")) stopWatch(callId);
+    else for (const video of watch.box.querySelectorAll("video")) video.play().catch(() => {});
   }
 }
 

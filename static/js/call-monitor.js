@@ -1,0 +1,104 @@
+// The officer's page for one call: both sides full size (sound on request), live
+// status and time left, and the controls over the signalling socket. Without the
+// socket the controls are plain forms that post to the server.
+import { MonitorPeer, timeLeft } from "./monitor-peer.js";
+
+const root = document.getElementById("monitor");
+const statusEl = document.getElementById("monitor-status");
+const leftEl = document.getElementById("monitor-time-left");
+const participantsEl = document.getElementById("monitor-participants");
+const noticeEl = document.getElementById("monitor-notice");
+const mediaStatus = document.getElementById("media-status");
+const soundButton = document.getElementById("sound-button");
+const videos = { family: document.getElementById("video-family"), prisoner: document.getElementById("video-prisoner") };
+const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
+const END_REASONS = {
+  completed: "The call has ended.", time_up: "Time is up: the call has ended.",
+  terminated: "The call was ended by staff.", revoked: "The call was ended: an approval was withdrawn.",
+  failed: "The call could not continue.",
+};
+const ALERTS = { unapproved_face: "an unapproved face is on camera", participant_dropped: "a participant dropped" };
+let state = { status: root.dataset.status, ends_at: root.dataset.endsAt };
+let offset = 0;
+
+function notice(text, kind) {
+  noticeEl.textContent = text;
+  noticeEl.className = `call-alert call-alert-${kind || "info"}`;
+  noticeEl.hidden = !text;
+}
+
+function render() {
+  const extra = state.pause_reason || state.end_reason;
+  statusEl.textContent = extra ? `${state.status} (${extra})` : state.status;
+  root.dataset.status = state.status;
+  leftEl.textContent = state.status === "live" || state.status === "paused" ? timeLeft(state.ends_at, offset) : "–";
+  if (state.participants) {
+    participantsEl.textContent = state.participants.map((p) => `${p.role}: ${p.connected ? "yes" : "no"}`).join(" · ");
+  }
+  for (const form of document.querySelectorAll("form[data-control]")) {
+    const action = form.dataset.control;
+    const usable = state.status !== "ended"
+      && !(action === "pause" && state.status !== "live")
+      && !(action === "resume" && state.status !== "paused");
+    form.querySelector("button").disabled = !usable;
+  }
+}
+
+const peer = new MonitorPeer(root.dataset.wsPath, {
+  onState(message) {
+    state = message;
+    if (message.server_time) offset = Date.parse(message.server_time) - Date.now();
+    render();
+  },
+  onMedia(side, stream) {
+    videos[side].srcObject = stream;
+    videos[side].play().catch(() => {});
+    mediaStatus.textContent = "Watching live.";
+  },
+  onMessage(message) {
+    if (message.type === "error") notice(message.message, "warning");
+    else if (message.type === "message") notice(`Message sent to both sides: ${message.text}`, "info");
+    else if (message.type === "alert") {
+      const what = ALERTS[message.kind] || message.kind;
+      notice(`Alert: ${what}${message.side ? ` (${message.side})` : ""}. Acknowledge it on the dashboard.`, "warning");
+    }
+    else if (message.type === "ended") {
+      state = { ...state, status: "ended", end_reason: message.reason };
+      render();
+      notice(END_REASONS[message.reason] || END_REASONS.completed, "info");
+    }
+  },
+  onClosed(code, final) {
+    if (code === 4410) mediaStatus.textContent = "The call has ended.";
+    else if (final) mediaStatus.textContent = "Live view closed. Reload the page to try again.";
+    else mediaStatus.textContent = "Connection lost – reconnecting…";
+  },
+}, { iceServers });
+
+for (const form of document.querySelectorAll("form[data-control]")) {
+  form.addEventListener("submit", (event) => {
+    if (!peer.isOpen()) return; // fall back to the plain form post
+    const field = form.querySelector("[name=reason], [name=text]");
+    const value = field ? field.value.trim() : "";
+    const action = form.dataset.control;
+    if (action === "terminate" && !value) return; // the browser's "required" explains
+    event.preventDefault();
+    const message = { type: "control", action };
+    if (action === "message") message.text = value; else message.reason = value;
+    peer.send(message);
+    if (field) field.value = "";
+    if (action !== "message") notice("", "info");
+  });
+}
+
+soundButton.addEventListener("click", () => {
+  const on = soundButton.getAttribute("aria-pressed") !== "true";
+  for (const video of Object.values(videos)) { video.muted = !on; video.play().catch(() => {}); }
+  soundButton.setAttribute("aria-pressed", String(on));
+  soundButton.textContent = on ? "Turn sound off" : "Turn sound on";
+});
+
+window.pvMonitor = peer; // for tests and troubleshooting (getStats)
+setInterval(render, 1000);
+render();
+peer.start();
