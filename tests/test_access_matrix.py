@@ -106,20 +106,31 @@ DECISIONS: dict[str, Decision] = {
     "account_reauthenticate": ACCOUNT_SIGNED_IN,
     "account_email": ACCOUNT_SIGNED_IN,
     "account_change_password": ACCOUNT_SIGNED_IN,
-    "account_set_password": row(LOGIN, *[to("/accounts/password/change/")] * 2, TERMINAL,
-                                *[to("/accounts/password/change/")] * 4),
+    "account_set_password": row(
+        LOGIN,
+        *[to("/accounts/password/change/")] * 2,
+        TERMINAL,
+        *[to("/accounts/password/change/")] * 4,
+    ),
     "mfa_index": ACCOUNT_SIGNED_IN,
     "mfa_authenticate": row(LOGIN, to("/me/"), to("/me/"), TERMINAL, *[to("/staff/")] * 4),
     # Families have no authenticator: they are asked to re-authenticate first.
     "mfa_reauthenticate": row(
         LOGIN, *[to("/accounts/reauthenticate/")] * 2, TERMINAL, 200, 200, 200, 200
     ),
-    "mfa_activate_totp": row(LOGIN, *[to("/accounts/reauthenticate/")] * 2, TERMINAL,
-                             *[to("/accounts/reauthenticate/")] * 4),
-    "mfa_deactivate_totp": row(LOGIN, 404, 404, TERMINAL,
-                               *[to("/accounts/reauthenticate/")] * 4),
-    "mfa_generate_recovery_codes": row(LOGIN, *[to("/accounts/reauthenticate/")] * 2,
-                                       TERMINAL, *[to("/accounts/reauthenticate/")] * 4),
+    "mfa_activate_totp": row(
+        LOGIN,
+        *[to("/accounts/reauthenticate/")] * 2,
+        TERMINAL,
+        *[to("/accounts/reauthenticate/")] * 4,
+    ),
+    "mfa_deactivate_totp": row(LOGIN, 404, 404, TERMINAL, *[to("/accounts/reauthenticate/")] * 4),
+    "mfa_generate_recovery_codes": row(
+        LOGIN,
+        *[to("/accounts/reauthenticate/")] * 2,
+        TERMINAL,
+        *[to("/accounts/reauthenticate/")] * 4,
+    ),
     # No recovery codes were generated in this world.
     "mfa_view_recovery_codes": row(LOGIN, 404, 404, TERMINAL, 404, 404, 404, 404),
     "mfa_download_recovery_codes": row(LOGIN, 404, 404, TERMINAL, 404, 404, 404, 404),
@@ -172,7 +183,13 @@ DECISIONS: dict[str, Decision] = {
     "monitoring:audit_log": VISITS_ADMIN_AT_X,
     "monitoring:audit_csv": VISITS_ADMIN_AT_X,
     "monitoring:alert_acknowledge": row(
-        LOGIN, 403, 403, 403, *[to("/staff/xanadu/dashboard/")] * 2, 404, 403,
+        LOGIN,
+        403,
+        403,
+        403,
+        *[to("/staff/xanadu/dashboard/")] * 2,
+        404,
+        403,
         method="post",
     ),
     "monitoring:alert_snapshot": STAFF_AT_X,
@@ -280,3 +297,78 @@ def test_superuser_reaches_every_admin_page(world: World, admin_user) -> None:  
         if response.status_code >= 500 or location.startswith("/admin/login/"):
             wrong.append(f"{route.key} {path}: {response.status_code} {location}")
     assert not wrong, "\n".join(wrong)
+
+
+# --- Websocket routes ------------------------------------------------------------------
+ACCEPT = "accept"
+# HQ is read-only and national: it sees the dashboards but does not watch calls.
+# "accept", or the close code the socket is refused with (SIGNALLING.md's codes).
+WS_DECISIONS.update(
+    {
+        "ws/calls/<uuid:call_id>/": dict(
+            zip(ROLES, (4401, ACCEPT, 4403, ACCEPT, ACCEPT, ACCEPT, 4403, 4403), strict=True)
+        ),
+        "ws/staff/<slug:code>/dashboard/": dict(
+            zip(ROLES, (4401, 4403, 4403, 4403, ACCEPT, ACCEPT, 4403, ACCEPT), strict=True)
+        ),
+    }
+)
+
+
+def ws_path(route: str, samples: dict[str, str]) -> str:
+    import re
+
+    return "/" + re.sub(r"<(?:\w+:)?(\w+)>", lambda m: samples[m.group(1)], route)
+
+
+def test_every_websocket_route_has_a_decision() -> None:
+    routes = {str(pattern.pattern) for pattern in websocket_urlpatterns}
+    assert routes == set(WS_DECISIONS)
+
+
+@pytest.fixture
+def ws_world(transactional_db, settings) -> World:  # type: ignore[no-untyped-def]
+    return build_world()
+
+
+def _cookie_for(user: object) -> bytes:
+    client = Client()
+    client.force_login(user)  # type: ignore[arg-type]
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def ws_outcome(path: str, cookie: bytes | None) -> int | str:
+    from purplevisits.asgi import application
+
+    headers = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+    if cookie:
+        headers.append((b"cookie", cookie))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    if not connected:
+        return int(code or 1000)
+    try:
+        output = await communicator.receive_output(timeout=3)
+    except Exception:  # noqa: BLE001 - silence after accepting means accepted
+        output = {"type": "websocket.send"}
+    await communicator.disconnect()
+    if output["type"] == "websocket.close":
+        return int(output.get("code", 1000))
+    return ACCEPT
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_websocket_matrix(ws_world: World, role: str) -> None:
+    samples = ws_world.sample_kwargs()
+    cookie = None
+    if role != "anonymous":
+        cookie = await database_sync_to_async(_cookie_for)(ws_world.users[role])
+    wrong = []
+    for pattern in websocket_urlpatterns:
+        route = str(pattern.pattern)
+        path = ws_path(route, samples)
+        got = await ws_outcome(path, cookie)
+        expected = WS_DECISIONS[route][role]
+        if got != expected:
+            wrong.append(f"{path}: expected {expected}, got {got}")
+    assert not wrong, f"{role}:\n" + "\n".join(wrong)
