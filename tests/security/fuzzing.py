@@ -12,6 +12,7 @@ and close codes, and garbage never ends or pauses a call.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from collections.abc import Callable
@@ -121,9 +122,8 @@ def post_and_check(
     tally.record(response.status_code)
     if response.status_code >= 500:
         tally.failures.append(f"{path}: {response.status_code}")
-    elif response.status_code != 302:
-        if stored_counts() != before or photos() != before_photo:
-            tally.failures.append(f"{path}: refused ({response.status_code}) but stored")
+    elif response.status_code != 302 and (stored_counts() != before or photos() != before_photo):
+        tally.failures.append(f"{path}: refused ({response.status_code}) but stored")
 
 
 # --- the booking form ----------------------------------------------------------------------
@@ -229,7 +229,5 @@ async def socket_session(
     except Exception as exc:  # noqa: BLE001 - the consumer crashed: that is the finding
         tally.failures.append(f"consumer raised {type(exc).__name__}: {exc}"[:300])
     finally:
-        try:
+        with contextlib.suppress(Exception):  # already closed
             await communicator.disconnect(timeout=2)
-        except Exception:  # noqa: BLE001, S110 - already closed
-            pass
