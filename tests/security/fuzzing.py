@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,7 +98,12 @@ def as_file(case: tuple[str, str, bytes]) -> Any:
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     name, content_type, data = case
-    return SimpleUploadedFile(name.replace("\x00", "") or "blob", data, content_type=content_type)
+    # The test client sends file.name; Django refuses to build a file without a base name
+    # (the server's multipart parser sanitises names the same way).
+    name = os.path.basename(name.replace("\x00", ""))
+    if name in ("", ".", ".."):
+        name = "blob"
+    return SimpleUploadedFile(name, data, content_type=content_type)
 
 
 def stored_counts() -> tuple[int, ...]:
@@ -193,7 +199,13 @@ CONTRACT_MESSAGE_TYPES = {"state", "error", "warning", "ended", "message", "answ
 
 
 async def socket_session(
-    application: Any, path: str, user: Any, frames: list[tuple[str, Any]], tally: Tally
+    application: Any,
+    path: str,
+    user: Any,
+    frames: list[tuple[str, Any]],
+    tally: Tally,
+    *,
+    quiet: float = 0.05,
 ) -> None:
     """Open the call socket as ``user``, send ``frames``, check every answer."""
     from channels.testing import WebsocketCommunicator
@@ -214,7 +226,7 @@ async def socket_session(
             await communicator.send_input({"type": "websocket.receive", kind: payload})
             # Drain what the consumer says, until it goes quiet.
             # (receive_output's own timeout would kill the application: ask first.)
-            while not await communicator.receive_nothing(timeout=0.05, interval=0.01):
+            while not await communicator.receive_nothing(timeout=quiet, interval=quiet / 5):
                 output = await communicator.receive_output(timeout=1)
                 if output["type"] == "websocket.close":
                     closed = True
