@@ -103,6 +103,7 @@ def run(target: str, world: Any, cases: int, seconds: float) -> None:
     from identity.models import Dependant, VerificationStatus
     from tests import factories
     from tests.security import fuzzing
+
     newcomer = factories.VisitorProfileFactory(
         verification_status=VerificationStatus.NOT_STARTED, biometric_consent=True
     ).user

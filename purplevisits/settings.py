@@ -162,6 +162,14 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# --- harden: a task of a worker that died is delivered again -----------------------------
+# With acks_late on Redis, a message taken by a worker that is killed stays unacknowledged
+# until the visibility timeout (kombu's default: one hour) and is only then given to
+# another worker (measured in bench/faults.py celery). Keep it above the longest task and
+# the longest retry countdown (40 s), well below an hour.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10)
+}
 CELERY_TIMEZONE = "Europe/London"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 

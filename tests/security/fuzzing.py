@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any

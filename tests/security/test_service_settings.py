@@ -1,4 +1,5 @@
-"""DATABASE_POOL_SIZE bounds PostgreSQL connections (bench/load.py showed why)."""
+"""Settings for the services: bounded PostgreSQL connections (bench/load.py) and Celery
+redelivery after a worker dies (bench/faults.py)."""
 
 from __future__ import annotations
 
@@ -49,3 +50,22 @@ def test_a_bad_size_is_refused(value: str) -> None:
     )
     assert output.returncode != 0
     assert "DATABASE_POOL_SIZE" in output.stderr
+
+
+def test_a_dead_workers_task_is_delivered_again_within_minutes(settings) -> None:  # type: ignore[no-untyped-def]
+    """kombu's default visibility timeout is an hour (bench/faults.py celery)."""
+    timeout = settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
+    assert 60 <= timeout <= 900
+    # Above the longest retry countdown, so a waiting retry is not delivered twice.
+    assert timeout > 10 * 2**2
+
+
+def test_kombu_accepts_the_installed_redis_client() -> None:
+    """kombu's Redis transport refuses redis-py older than it supports (seen in the
+    Celery drill: every .delay() failed with VersionMismatch)."""
+    import redis
+    from kombu.transport import redis as transport
+
+    channel = transport.Channel.__new__(transport.Channel)  # no broker connection needed
+    channel.global_keyprefix = ""
+    assert channel._get_client() is redis.Redis
