@@ -308,60 +308,74 @@ def drill_relay(env: dict[str, str], world: Any) -> None:
     from calls.models import Call
     from calls.relay.registry import RelayUnavailable, get_registry, relay_channel_for_call
 
+    from datetime import timedelta
+
+    from django.utils import timezone
+
     call = call_services.call_open(booking=world.objects["booking_a"])
-    relays = [
-        subprocess.Popen(
+    # A live call, two minutes in: its timer must survive the relay.
+    began = timezone.now() - timedelta(minutes=2)
+    Call.objects.filter(pk=call.pk).update(
+        status="live", started_at=began, ends_at=began + timedelta(minutes=30)
+    )
+
+    def relay() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [str(ROOT / ".venv/bin/python"), "manage.py", "runrelay"],
             cwd=ROOT,
             env={**env, "RELAY_IN_PROCESS": "false"},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        for _ in range(2)
-    ]
-    try:
+
+    def wait_live(count: int) -> list[Any]:
         deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and len(get_registry().live()) < 2:
-            time.sleep(0.5)
-        live = get_registry().live()
-        print(f"  relays alive: {len(live)}")
-        if len(live) < 2:
-            print("  could not start two relays: drill skipped")
+        while time.monotonic() < deadline:
+            live = get_registry().live()
+            if len(live) >= count:
+                return live
+            time.sleep(0.3)
+        return get_registry().live()
+
+    first = relay()
+    processes = [first]
+    try:
+        if not wait_live(1):
+            print("  runrelay did not announce itself within 40 s: drill skipped")
             return
+        # The call is pinned while only the first relay runs, so it is the owner.
         channel = relay_channel_for_call(str(call.pk), in_process=None)
         pinned = Call.objects.get(pk=call.pk)
-        print(f"  call pinned to relay {pinned.relay_id}; started_at {pinned.started_at}")
-        owner = next(r for r in live if r.channel == channel)
-        victim = relays[[i for i, r in enumerate(relays)][0]]
-        # Find which process owns the call: the registry does not record pids, so kill
-        # each relay in turn only if it is the owner (compare ids after the kill).
-        stop(victim, signal.SIGKILL)
+        print(f"  call pinned to relay {pinned.relay_id}")
+        processes.append(relay())
+        if len(wait_live(2)) < 2:
+            print("  the second relay did not start: drill skipped")
+            return
+        stop(first, signal.SIGKILL)
         killed = time.monotonic()
         moved = None
-        while time.monotonic() - killed < 20:
-            ids = {r.relay_id for r in get_registry().live()}
-            if owner.relay_id not in ids or len(ids) < 2:
-                try:
-                    new = relay_channel_for_call(str(call.pk), in_process=None)
-                except RelayUnavailable:
-                    new = None
-                if new and new != channel:
-                    moved = time.monotonic() - killed
-                    break
-                if new == channel and owner.relay_id in ids:
-                    break
+        while time.monotonic() - killed < 30:
+            try:
+                new = relay_channel_for_call(str(call.pk), in_process=None)
+            except RelayUnavailable:
+                new = None
+            if new and new != channel:
+                moved = time.monotonic() - killed
+                break
             time.sleep(0.2)
         after = Call.objects.get(pk=call.pk)
         if moved is not None:
             print(
-                f"  owner killed: a new offer pins the call to {after.relay_id} after "
-                f"{moved:.1f} s; started_at unchanged: {after.started_at == pinned.started_at}"
+                f"  owner SIGKILLed: the next offer is routed to relay {after.relay_id} "
+                f"{moved:.1f} s later; timer intact (started_at, ends_at unchanged): "
+                f"{(after.started_at, after.ends_at) == (pinned.started_at, pinned.ends_at)}, "
+                f"status {after.status}"
             )
         else:
-            print("  the killed relay did not own the call (or no re-pin within 20 s)")
+            print("  the call was NOT re-pinned within 30 s of the kill")
     finally:
-        for relay in relays:
-            stop(relay, signal.SIGKILL)
+        for process in processes:
+            stop(process, signal.SIGKILL)
 
 
 def poll(
