@@ -304,13 +304,13 @@ def drill_celery(env: dict[str, str], world: Any) -> None:
 
 
 def drill_relay(env: dict[str, str], world: Any) -> None:
-    from calls import services as call_services
-    from calls.models import Call
-    from calls.relay.registry import RelayUnavailable, get_registry, relay_channel_for_call
-
     from datetime import timedelta
 
     from django.utils import timezone
+
+    from calls import services as call_services
+    from calls.models import Call
+    from calls.relay.registry import RelayUnavailable, get_registry, relay_channel_for_call
 
     call = call_services.call_open(booking=world.objects["booking_a"])
     # A live call, two minutes in: its timer must survive the relay.
@@ -447,22 +447,52 @@ def drill_redis(env: dict[str, str], port: int, world: Any, redis_url: str) -> N
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
+    from calls import services as call_services
     from purplevisits.realtime import establishment_group
 
+    call = call_services.call_open(booking=world.objects["booking_a"])
+    family_session = session_for(world.users["family_a"])
+    call_path = f"/ws/calls/{call.pk}/"
     daphne = start_daphne(env, port)
     session = session_for(world.users["officer_x"])
     x = world.objects["x"]
     path = f"/ws/staff/{x.code}/dashboard/"
 
+    async def rejoin_call(began: float) -> None:
+        """Reconnect the family like call.js (2, 4, 8, 10 s) and read the call's state."""
+        retries = 0
+        while time.monotonic() - began < 60:
+            try:
+                again = await Socket.open(port, call_path, family_session)
+                kind, message = await again.receive(5)
+                if kind == "text":
+                    print(
+                        f"  family rejoined the call after {time.monotonic() - began:.1f} s: "
+                        f"{message.get('type')} status={message.get('status')}"
+                    )
+                    again.close()
+                    return
+            except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError):
+                pass
+            retries += 1
+            await asyncio.sleep(min(10, 2 ** min(retries, 4)))
+        print("  family could NOT rejoin the call within 60 s")
+
     async def run() -> None:
+        family = await Socket.open(port, call_path, family_session)
+        kind, message = await family.receive(5)
+        print(
+            f"  family in the call: first message {message.get('type') if kind == 'text' else kind}"
+        )
         socket = await Socket.open(port, path, session)
         kind, message = await socket.receive(5)
         print(f"  dashboard open: first message {message.get('type') if kind == 'text' else kind}")
         began = time.monotonic()
-        subprocess.run(
-            ["redis-cli", "-u", redis_url, "shutdown", "nosave"], timeout=10, check=False
-        )
-        subprocess.run(REDIS_START, timeout=10, check=True)
+        if not os.environ.get("FAULTS_DRY_RUN"):  # dry run: the drill's code, no restart
+            subprocess.run(
+                ["redis-cli", "-u", redis_url, "shutdown", "nosave"], timeout=10, check=False
+            )
+            subprocess.run(REDIS_START, timeout=10, check=True)
         restarted = time.monotonic() - began
         print(f"  redis shut down and started again in {restarted:.2f} s")
         health = None
@@ -481,8 +511,19 @@ def drill_redis(env: dict[str, str], port: int, world: Any, redis_url: str) -> N
             closed = value if kind == "close" else None
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             closed = "silent"
-        print(f"  the old socket after the restart: {closed if closed else 'still delivering'}")
+        print(f"  the old dashboard socket after the restart: {closed or 'still delivering'}")
         socket.close()
+        try:
+            await family.send({"type": "heartbeat"})
+            kind, value = await family.receive(3)
+            family_after = (
+                f"closed {value}" if kind == "close" else f"open, sent {str(value)[:120]}"
+            )
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            family_after = "silent (heartbeat accepted, nothing sent back)"
+        print(f"  the family's old call socket after the restart: {family_after}")
+        family.close()
+        await rejoin_call(began)
         retry, reopened, fresh = 0, None, None
         while time.monotonic() - began < 40:
             try:
@@ -506,17 +547,17 @@ def drill_redis(env: dict[str, str], port: int, world: Any, redis_url: str) -> N
             try:
                 while True:
                     kind, message = await fresh.receive(5)
-                    if kind == "text" and message.get("type") != "snapshot":
+                    if kind == "text" and message.get("type") == "call":
                         got = message
                         break
-            except (TimeoutError, asyncio.IncompleteReadError):
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
                 pass
             print(f"  a group push after the restart reached the dashboard: {bool(got)}")
             fresh.close()
 
     def push(x: Any) -> None:
         async_to_sync(get_channel_layer().group_send)(
-            establishment_group(x.pk), {"type": "dashboard.snapshot"}
+            establishment_group(x.pk), {"type": "dashboard.call", "call_id": str(call.pk)}
         )
 
     try:
