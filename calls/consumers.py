@@ -231,6 +231,10 @@ class CallConsumer(AsyncWebsocketConsumer):
         )
 
     async def _on_heartbeat(self, message: dict[str, Any]) -> None:
+        # Rejoin the call's group: a Redis restart loses channels_redis' groups while the
+        # socket stays open, and the call's state pushes would no longer reach it
+        # (bench/faults.py redis). group_add is idempotent and cheap.
+        await self.channel_layer.group_add(call_group(self.call_id), self.channel_name)
         now = time.monotonic()
         if now - self.last_written >= HEARTBEAT_WRITE_EVERY and self.connection_id is not None:
             self.last_written = now

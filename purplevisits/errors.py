@@ -1,5 +1,8 @@
 """Error pages rendered in the site layout, with a status a client can rely on."""
 
+import sys
+
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
 
@@ -29,10 +32,18 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None) -> 
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # A database that is down or restarting is a temporary outage, not a bug: answer
+    # 503 with Retry-After so clients and proxies try again (bench/faults.py drill).
+    exception = sys.exc_info()[1]
+    unavailable = isinstance(exception, OperationalError | InterfaceError)
+    template, status = ("503.html", 503) if unavailable else ("500.html", 500)
     # No request context: the failure may have been in a context processor.
     body: str
     try:
-        body = loader.render_to_string("500.html")
+        body = loader.render_to_string(template)
     except Exception:  # noqa: BLE001
         body = "<h1>Something went wrong</h1>"
-    return HttpResponse(body, status=500)
+    response = HttpResponse(body, status=status)
+    if unavailable:
+        response["Retry-After"] = "30"
+    return response

@@ -114,6 +114,19 @@ if _test_name is None and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: browser tests run the server in another process.
     _test_name = str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
 DATABASES["default"]["TEST"] = {"NAME": _test_name}
+# --- harden: bounded PostgreSQL connections -------------------------------------------
+# Under daphne every concurrent request runs its sync view in its own thread with its
+# own connection: 200 concurrent users opened > 100 connections and PostgreSQL refused
+# them ("too many clients", 29 % errors in bench/load.py). DATABASE_POOL_SIZE=N shares a
+# psycopg pool of at most N connections per process; requests wait up to
+# DATABASE_POOL_TIMEOUT seconds for one instead of failing.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0, minimum=0)
+if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(2, DATABASE_POOL_SIZE),
+        "max_size": DATABASE_POOL_SIZE,
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 20, minimum=1),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker ----------------------------------------
@@ -149,6 +162,14 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# --- harden: a task of a worker that died is delivered again -----------------------------
+# With acks_late on Redis, a message taken by a worker that is killed stays unacknowledged
+# until the visibility timeout (kombu's default: one hour) and is only then given to
+# another worker (measured in bench/faults.py celery). Keep it above the longest task and
+# the longest retry countdown (40 s), well below an hour.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=10)
+}
 CELERY_TIMEZONE = "Europe/London"
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
 
