@@ -171,7 +171,7 @@ async def test_staff_only_resume_stays_paused_until_an_officer_resumes(tsetup, r
     assert await status_of(call) == "paused"
     assert checker.paused_sides == ["family"]
     prisoner.events = asyncio.Queue()
-    await prisoner.wait_for("paused", count=3)
+    await prisoner.wait_for("paused", count=3, timeout=SLOW)
 
     # An officer resumes: the call goes live and the checker agrees (no face pause left).
     assert await sync_to_async(services.call_resume)(call_id=call.pk, actor=tsetup.officer)
