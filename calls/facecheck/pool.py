@@ -119,15 +119,19 @@ def _slow_pid() -> int:
 
 
 _shared: FaceCheckPool | None = None
+_shared_pid = 0
 _shared_lock = threading.Lock()
 
 
 def shared_pool() -> FaceCheckPool:
     """The relay process's one pool (created on first use)."""
-    global _shared
+    global _shared, _shared_pid
     with _shared_lock:
-        if _shared is None or _shared.closed:
+        # A forked child (a test server, a pre-forking web server) cannot use its
+        # parent's executor: its management thread does not exist here. Start anew.
+        if _shared is None or _shared.closed or _shared_pid != os.getpid():
             _shared = FaceCheckPool()
+            _shared_pid = os.getpid()
         return _shared
 
 
