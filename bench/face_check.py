@@ -382,7 +382,9 @@ async def relay_latency(pool: FaceCheckPool, seconds: float, calls: int) -> None
             prisoner.received.latencies.clear()
         await asyncio.sleep(seconds)
         latencies = [
-            x * 1000 for _r, _c, f, p in setups for x in (*f.received.latencies, *p.received.latencies)
+            x * 1000
+            for _r, _c, f, p in setups
+            for x in (*f.received.latencies, *p.received.latencies)
         ]
         results[mode] = latencies
         done = sum(c.stats(FAMILY)["checks"] for c in checkers)

@@ -176,7 +176,7 @@ class CallFaceChecks:
                 on_resume=self._on_resume,
                 label=self.call_id,
             )
-            plan.approved = []  # the checker holds its own copy; keep one in memory
+            plan.approved, plan.prisoner = [], None  # the checker holds its own copy
             self.checker = checker
             for side in checker.sides:
                 self._removers.append(
@@ -231,12 +231,18 @@ class CallFaceChecks:
 
     # --- the checker's decisions -----------------------------------------------------
 
-    async def _on_pause(self, side: str, reason: str, snapshot: bytes, detail: dict[str, Any]) -> None:
+    async def _on_pause(
+        self, side: str, reason: str, snapshot: bytes, detail: dict[str, Any]
+    ) -> None:
         self.relay_call.hold()  # placeholder now; the database follows
         try:
             news = await database_sync_to_async(_pause)(self.call_id, side, detail, snapshot)
         except Exception:
+            # Not recorded: open the gate again and let the checker confirm afresh, so
+            # the checker never holds a pause the database does not know about.
             self.relay_call.release()
+            if self.checker is not None:
+                self.checker.staff_resume(side)
             raise
         if not news["paused"]:
             # Already paused (staff, the other side) or not live: the database decides.
@@ -265,7 +271,9 @@ class CallFaceChecks:
             # Resumed while the checker still holds a face pause: staff decided.
             resumed = checker.staff_resume()
             if resumed:
-                logger.info("Call %s: staff resumed; face pause of %s lifted.", self.call_id, resumed)
+                logger.info(
+                    "Call %s: staff resumed; face pause of %s lifted.", self.call_id, resumed
+                )
 
     async def stop(self) -> None:
         self._stopped = True

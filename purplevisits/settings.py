@@ -391,7 +391,9 @@ MIDDLEWARE += ["calls.middleware.TerminalAccountMiddleware"]
 # in RELAY_CALL_HOOKS). An operator can turn them off with FACE_CHECKS_ENABLED=false.
 FACE_CHECKS_ENABLED = env_bool("FACE_CHECKS_ENABLED", True)
 # Evidence snapshots of alerts are deleted after this many days (monitoring.tasks).
-ALERT_SNAPSHOT_RETENTION_DAYS = env_int("ALERT_SNAPSHOT_RETENTION_DAYS", 90, minimum=1, maximum=3650)
+ALERT_SNAPSHOT_RETENTION_DAYS = env_int(
+    "ALERT_SNAPSHOT_RETENTION_DAYS", 90, minimum=1, maximum=3650
+)
 CELERY_BEAT_SCHEDULE["monitoring-delete-old-snapshots"] = {
     "task": "monitoring.tasks.delete_old_alert_snapshots",
     "schedule": 24 * 60 * 60,

@@ -308,3 +308,26 @@ def test_plan_rules(transactional_db) -> None:  # type: ignore[no-untyped-def]
     assert plan is not None and plan.prisoner is not None
     assert np.linalg.norm(plan.prisoner - encoding_of("biden.jpg")) < 1e-9
     assert faces.load_plan("00000000-0000-0000-0000-000000000000") is None
+
+
+async def test_a_failed_database_pause_reopens_the_gate_and_resets_the_checker(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    class FakeChecker:
+        paused_sides = ["family"]
+        resumed: list[str | None] = []
+
+        def staff_resume(self, side: str | None = None) -> list[str]:
+            self.resumed.append(side)
+            return [side or "family"]
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("database down")
+
+    monkeypatch.setattr(faces, "_pause", broken)
+    relay_call = RelayCall("c")
+    relay_call.apply_state({"status": "live"})
+    checks = faces.CallFaceChecks(relay_call)
+    checks.checker = FakeChecker()  # type: ignore[assignment]
+    with pytest.raises(RuntimeError):
+        await checks._on_pause("family", "unapproved_face", b"", {"side": "family"})
+    assert relay_call.gate.open and not relay_call.held
+    assert FakeChecker.resumed == ["family"]

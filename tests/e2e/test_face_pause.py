@@ -24,6 +24,24 @@ SEGMENT_SECONDS = 8
 SLOW_MS = 180_000
 
 
+def head_and_shoulders(name: str, directory) -> str:  # type: ignore[no-untyped-def]
+    """A 4:3 crop of a fixture around its face (biden.jpg is a narrow portrait: padded
+    to 640×480 whole, its face would be too small to detect). Absolute path for
+    fake_video."""
+    from PIL import Image
+
+    from tests.calls.facecheck.conftest import face_box, face_image
+
+    image = face_image(name)
+    top, right, bottom, left = face_box(name)
+    width = (right - left) * 2.6
+    cx, cy = (left + right) / 2, (top + bottom) / 2
+    box = (cx - width / 2, cy - width * 3 / 8, cx + width / 2, cy + width * 3 / 8)
+    out = directory / f"crop-{name}"
+    image.crop(tuple(round(v) for v in box)).resize((640, 480)).save(out, format="JPEG")
+    return str(out)
+
+
 @pytest.fixture(autouse=True)
 def _relay_with_face_checks(settings):  # type: ignore[no-untyped-def]
     settings.RELAY_IN_PROCESS = True
@@ -32,7 +50,7 @@ def _relay_with_face_checks(settings):  # type: ignore[no-untyped-def]
 
 
 def test_a_stranger_on_the_family_camera_pauses_the_call_and_it_resumes(  # type: ignore[no-untyped-def]
-    live_server_url, launch_browser, fake_video
+    live_server_url, launch_browser, fake_video, tmp_path
 ) -> None:
     setup = make_setup(started_minutes_ago=1, slot_minutes=30, call_minutes=30)
     establishment = setup.booking.establishment
@@ -44,7 +62,8 @@ def test_a_stranger_on_the_family_camera_pauses_the_call_and_it_resumes(  # type
         profile=setup.booking.lead_visitor,
         encoding_encrypted=encrypt_encoding(encoding_of("obama.jpg")),
     )
-    video = fake_video("obama.jpg", "biden.jpg", "obama.jpg", seconds=SEGMENT_SECONDS)
+    stranger = head_and_shoulders("biden.jpg", tmp_path)
+    video = fake_video("obama.jpg", stranger, "obama.jpg", seconds=SEGMENT_SECONDS)
     browser = launch_browser(video=video)
 
     family = signed_in_context(browser, live_server_url, setup.family).new_page()

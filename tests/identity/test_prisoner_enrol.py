@@ -100,7 +100,10 @@ def test_a_prisoner_of_another_prison_or_unknown_is_not_found(  # type: ignore[n
     elsewhere = factories.PrisonerFactory(establishment=establishment_y)
     client.force_login(people.visits_admin_x)
     assert client.get(url(elsewhere)).status_code == 404
-    assert client.get(reverse("identity_staff_prisoner_photo", args=["xanadu", "Z9999ZZ"])).status_code == 404
+    assert (
+        client.get(reverse("identity_staff_prisoner_photo", args=["xanadu", "Z9999ZZ"])).status_code
+        == 404
+    )
     long = reverse("identity_staff_prisoner_photo", args=["xanadu", "A" * 300])
     assert client.get(long).status_code == 404
 
