@@ -346,9 +346,15 @@ async def relay_time_to_pause(pool: FaceCheckPool, trials: int) -> None:
             times.append((decoded - sent) * 1000)
             checks.append(checker.stats(FAMILY)["checks"] - before)
             camera.showing = "obama"
-            checker.staff_resume()
-            relay_call.release()
-            await prisoner.wait_for("family", count=3, timeout=30)
+            await asyncio.sleep(1.0)  # biden frames still in flight must not re-pause
+            while True:
+                checker.staff_resume()
+                relay_call.release()
+                try:
+                    await prisoner.wait_for("family", count=3, timeout=5)
+                    break
+                except TimeoutError:
+                    continue
     finally:
         await checker.stop()
         await relay_call.close()

@@ -28,7 +28,6 @@ def head_and_shoulders(name: str, directory) -> str:  # type: ignore[no-untyped-
     """A 4:3 crop of a fixture around its face (biden.jpg is a narrow portrait: padded
     to 640×480 whole, its face would be too small to detect). Absolute path for
     fake_video."""
-    from PIL import Image
 
     from tests.calls.facecheck.conftest import face_box, face_image
 
