@@ -123,12 +123,33 @@ _shared_pid = 0
 _shared_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A forked child (a test server, a pre-forking web server) can use neither its
+    parent's executor (its threads are not here) nor its parent's forkserver (not its
+    child: ``waitpid`` fails with "No child processes"). Start both afresh on demand."""
+    global _shared, _shared_lock
+    _shared = None
+    _shared_lock = threading.Lock()
+    try:
+        from multiprocessing import forkserver
+
+        server = forkserver._forkserver  # type: ignore[attr-defined]
+        server._forkserver_address = None
+        server._forkserver_alive_fd = None
+        server._forkserver_pid = None
+        server._lock = threading.Lock()
+    except Exception:  # a Python without this internal layout: nothing to reset
+        logger.debug("forkserver state not reset after fork", exc_info=True)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def shared_pool() -> FaceCheckPool:
     """The relay process's one pool (created on first use)."""
     global _shared, _shared_pid
     with _shared_lock:
-        # A forked child (a test server, a pre-forking web server) cannot use its
-        # parent's executor: its management thread does not exist here. Start anew.
+        # A forked child cannot use its parent's executor (see _after_fork_in_child).
         if _shared is None or _shared.closed or _shared_pid != os.getpid():
             _shared = FaceCheckPool()
             _shared_pid = os.getpid()
