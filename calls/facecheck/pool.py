@@ -133,7 +133,7 @@ def _after_fork_in_child() -> None:
     try:
         from multiprocessing import forkserver
 
-        server = forkserver._forkserver  # type: ignore[attr-defined]
+        server: Any = forkserver._forkserver  # type: ignore[attr-defined]
         server._forkserver_address = None
         server._forkserver_alive_fd = None
         server._forkserver_pid = None
