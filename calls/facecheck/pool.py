@@ -13,6 +13,7 @@ flight, which the callers skip. The next checks run on the new pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -134,6 +135,11 @@ def _after_fork_in_child() -> None:
         from multiprocessing import forkserver
 
         server: Any = forkserver._forkserver  # type: ignore[attr-defined]
+        if server._forkserver_alive_fd is not None:
+            # Our copy of the parent's "alive" pipe: holding it would keep the parent's
+            # forkserver running after the parent exits.
+            with contextlib.suppress(OSError):
+                os.close(server._forkserver_alive_fd)
         server._forkserver_address = None
         server._forkserver_alive_fd = None
         server._forkserver_pid = None
