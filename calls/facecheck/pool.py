@@ -57,7 +57,10 @@ class FaceCheckPool:
 
     def _make(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=self._context, initializer=worker_initializer
+            max_workers=self.workers,
+            mp_context=self._context,
+            initializer=worker_initializer,
+            initargs=(os.getpid(),),
         )
 
     def _current(self) -> ProcessPoolExecutor:
