@@ -15,7 +15,14 @@ Figures:
    are measured by the integrator with the relay);
 3. event-loop stall while checks run: lateness of a 5 ms asyncio ticker with checks on
    and off, a proxy for the relay's added media latency;
-4. per-core cost.
+4. per-core cost;
+5. THROUGH THE REAL RELAY (RelayCall with gate tracks, aiortc peers in this process):
+   (a) time to pause, from the first unapproved frame SENT by the family peer to the
+   "Call paused" placeholder DECODED at the prisoner peer (p50/p95 over >= 20
+   trials). The checker's on_pause does what calls/faces.py does first
+   (``RelayCall.hold()``); the database write that follows does not delay the gate;
+   (b) relay latency (sender → relay → receiver) p50/p95 with face checks on and off,
+   measured as in bench/relay.py (numbered frames), same process and same load.
 """
 
 from __future__ import annotations
@@ -280,9 +287,133 @@ def per_core(worker_means: dict[str, float], workers: int) -> None:
     print("  (a call is 1 stream, or 2 when the prisoner has an enrolment photo)")
 
 
+def _relay_pictures() -> dict[str, np.ndarray | None]:
+    from tests.calls.facecheck.conftest import canvas
+
+    return {
+        "obama": canvas(("obama.jpg", 170, (320, 320))),
+        "biden": canvas(("biden.jpg", 170, (320, 320))),
+    }
+
+
+async def _relay_call_with_peers(pictures: dict[str, np.ndarray | None]):  # type: ignore[no-untyped-def]
+    from calls.relay.call import RelayCall
+    from calls.relay.synthetic import PictureVideoTrack, SyntheticPeer
+
+    relay_call = RelayCall(f"bench-{random.getrandbits(32):08x}")
+    relay_call.apply_state({"status": "live"})
+    camera = PictureVideoTrack("family", pictures, "obama")
+    family = SyntheticPeer("family", video=camera)
+    prisoner = SyntheticPeer("prisoner")
+    family.other_track, prisoner.other_track = prisoner.video, family.video
+    for peer in (family, prisoner):
+        sdp, _ = await relay_call.offer(role=peer.side, channel=peer.side, sdp=await peer.offer())
+        await peer.answer(sdp)
+    await prisoner.wait_for("family", count=5, timeout=60)
+    return relay_call, camera, family, prisoner
+
+
+async def relay_time_to_pause(pool: FaceCheckPool, trials: int) -> None:
+    print(
+        "\n5a. Time to pause through the relay: first biden frame sent by the family peer ->"
+        " placeholder decoded at the prisoner peer"
+    )
+    relay_call, camera, family, prisoner = await _relay_call_with_peers(_relay_pictures())
+
+    async def on_pause(side: str, reason: str, jpeg: bytes, detail: dict) -> None:  # type: ignore[type-arg]
+        relay_call.hold()  # calls/faces.py: the gate first, then the database
+
+    checker = FaceChecker(
+        pool=pool, approved_encodings=[encoding_of("obama.jpg")], on_pause=on_pause
+    )
+    relay_call.add_video_observer(FAMILY, lambda frame: checker.offer_frame(FAMILY, frame))
+    checker.start()
+    times: list[float] = []
+    checks: list[int] = []
+    try:
+        for _trial in range(trials):
+            # Settle on the approved face (tracked), at a random phase of the check cycle.
+            await asyncio.sleep(1.0 + random.random() * 0.5)
+            before = checker.stats(FAMILY)["checks"]
+            camera.showing = "biden"
+            prisoner.events = asyncio.Queue()
+            while True:
+                kind = await asyncio.wait_for(prisoner.events.get(), 30)
+                if kind == "paused":
+                    decoded = time.monotonic()
+                    break
+            sent = camera.switched[-1][2]
+            times.append((decoded - sent) * 1000)
+            checks.append(checker.stats(FAMILY)["checks"] - before)
+            camera.showing = "obama"
+            await asyncio.sleep(1.0)  # biden frames still in flight must not re-pause
+            while True:
+                checker.staff_resume()
+                relay_call.release()
+                try:
+                    await prisoner.wait_for("family", count=3, timeout=5)
+                    break
+                except TimeoutError:
+                    continue
+    finally:
+        await checker.stop()
+        await relay_call.close()
+        await family.close()
+        await prisoner.close()
+    row("sent -> placeholder decoded", times, "p95 <= 1500 ms")
+    print(f"  checks from the switch to the pause: {sorted(checks)}")
+
+
+async def relay_latency(pool: FaceCheckPool, seconds: float, calls: int) -> None:
+    print(
+        f"\n5b. Relay latency (sender -> relay -> receiver, numbered frames), {calls} call(s),"
+        f" {seconds:.0f} s each way; family camera shows the approved face"
+    )
+    pictures = _relay_pictures()
+    results: dict[str, list[float]] = {}
+    for mode in ("off", "on", "off again"):
+        setups = [await _relay_call_with_peers(pictures) for _ in range(calls)]
+        checkers = []
+        if mode == "on":
+            for relay_call, _camera, _family, _prisoner in setups:
+                checker = FaceChecker(pool=pool, approved_encodings=[encoding_of("obama.jpg")])
+                relay_call.add_video_observer(
+                    FAMILY, lambda frame, c=checker: c.offer_frame(FAMILY, frame)
+                )
+                checker.start()
+                checkers.append(checker)
+        await asyncio.sleep(2)
+        for _relay_call, _camera, family, prisoner in setups:
+            family.received.latencies.clear()
+            prisoner.received.latencies.clear()
+        await asyncio.sleep(seconds)
+        latencies = [
+            x * 1000
+            for _r, _c, f, p in setups
+            for x in (*f.received.latencies, *p.received.latencies)
+        ]
+        results[mode] = latencies
+        done = sum(c.stats(FAMILY)["checks"] for c in checkers)
+        for checker in checkers:
+            await checker.stop()
+        for relay_call, _camera, family, prisoner in setups:
+            await relay_call.close()
+            await family.close()
+            await prisoner.close()
+        row(f"checks {mode}" + (f" ({done} checks)" if checkers else ""), latencies)
+    off = pct(results["off"] + results["off again"], 95)
+    print(
+        f"  p95 rise with checks on: {pct(results['on'], 95) - off:+.1f} ms"
+        "   target: rises <= 20 ms"
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer samples")
+    parser.add_argument(
+        "--relay-only", action="store_true", help="only the figures through the relay (5a, 5b)"
+    )
     args = parser.parse_args()
     samples = 15 if args.quick else 40
     trials = 20
@@ -293,10 +424,13 @@ async def main() -> None:
     pool = FaceCheckPool(workers=workers)
     try:
         await pool.warm()
-        means = await per_check(pool, samples)
-        await time_to_pause(pool, trials)
-        await loop_stall(pool, 4.0 if args.quick else 10.0, calls=2 if args.quick else 4)
-        per_core(means, workers)
+        if not args.relay_only:
+            means = await per_check(pool, samples)
+            await time_to_pause(pool, trials)
+            await loop_stall(pool, 4.0 if args.quick else 10.0, calls=2 if args.quick else 4)
+            per_core(means, workers)
+        await relay_time_to_pause(pool, trials)
+        await relay_latency(pool, 4.0 if args.quick else 8.0, calls=1 if args.quick else 2)
     finally:
         pool.shutdown()
 

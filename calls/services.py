@@ -289,7 +289,13 @@ def call_pause(
 
 
 @transaction.atomic
-def call_resume(*, call_id: uuid.UUID | str, actor: Actor = None, reason: str = "") -> bool:
+def call_resume(
+    *,
+    call_id: uuid.UUID | str,
+    actor: Actor = None,
+    reason: str = "",
+    detail: dict[str, Any] | None = None,
+) -> bool:
     """paused → live, giving the paused time back up to the slot's end.
 
     Without an actor (an automatic resume after a face check cleared) a staff pause
@@ -319,7 +325,7 @@ def call_resume(*, call_id: uuid.UUID | str, actor: Actor = None, reason: str = 
         role="monitor" if _user(actor) else "system",
         actor=actor,
         reason=reason,
-        detail={"paused_seconds": int(paused_for.total_seconds())},
+        detail={**(detail or {}), "paused_seconds": int(paused_for.total_seconds())},
     )
     _audit(actor, AuditAction.CALL_RESUME, call_id, reason=reason)
     _push_state(call_id)

@@ -185,3 +185,11 @@ class DeleteAccountForm(forms.Form):
         if not self.user.check_password(password):
             raise forms.ValidationError("That is not your password.")
         return password
+
+
+class PrisonerPhotoForm(forms.Form):
+    photo = PhotoField(
+        label="Photo of the prisoner's face",
+        help_text="Only the prisoner in view, facing the camera. JPEG or PNG.",
+        capture="user",
+    )

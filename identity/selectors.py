@@ -211,3 +211,16 @@ def approved_encodings_for_booking(booking: Booking) -> list[np.ndarray]:
 def prisoner_encoding(prisoner: Prisoner) -> np.ndarray | None:
     enrolment = FaceEnrolment.objects.filter(prisoner=prisoner).first()
     return decrypt_encoding(bytes(enrolment.encoding_encrypted)) if enrolment else None
+
+
+def prisoner_for_staff(establishment: Establishment, prison_number: str) -> Prisoner | None:
+    return Prisoner.objects.filter(
+        establishment=establishment, prison_number=prison_number.strip().upper()[:7]
+    ).first()
+
+
+def prisoner_enrolled_at(prisoner: Prisoner):  # type: ignore[no-untyped-def]
+    """When the prisoner's face was enrolled (None if never)."""
+    return (
+        FaceEnrolment.objects.filter(prisoner=prisoner).values_list("created_at", flat=True).first()
+    )

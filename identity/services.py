@@ -806,3 +806,49 @@ def encodings_delete_stale(*, now: datetime | None = None) -> int:
         dependant__lead_visitor__biometric_consent=False
     ).delete()[0]
     return deleted + withdrawn
+
+
+# --- Prisoner enrolment (the photo the terminal's face checks compare with) -------------
+
+
+def prisoner_enrol(
+    *, prisoner: Prisoner, photo: ContentFile, by: User, establishment: Establishment
+) -> FaceEnrolment:
+    """Encode the one face in ``photo`` and keep it (encrypted) as the prisoner's.
+
+    The photo itself is not kept. A photo with no face or several faces is refused and
+    changes nothing; a new photo replaces the previous enrolment.
+    """
+    from identity import faces
+
+    if prisoner.establishment_id != establishment.pk:
+        raise IdentityError("NOT_HERE", "This prisoner is not held at this prison.")
+    photo.seek(0)
+    found = faces.find_one_face(photo)
+    if found.status == faces.FaceStatus.SEVERAL:
+        raise IdentityError(
+            "SEVERAL_FACES",
+            f"The photo shows {found.count} faces. Take it again with only the prisoner in view.",
+            field="photo",
+        )
+    if found.status == faces.FaceStatus.NONE or found.encoding is None:
+        raise IdentityError(
+            "NO_FACE",
+            "No face was found in the photo. Take it again facing the camera, in good light.",
+            field="photo",
+        )
+    with transaction.atomic():
+        replaced, _ = FaceEnrolment.objects.filter(prisoner=prisoner).delete()
+        enrolment = FaceEnrolment(
+            prisoner=prisoner, encoding_encrypted=encrypt_encoding(found.encoding)
+        )
+        enrolment.full_clean()
+        enrolment.save()
+        audit_record(
+            actor=by,
+            action=AuditAction.PRISONER_ENROL,
+            establishment=establishment,
+            target=prisoner,
+            detail={"prison_number": prisoner.prison_number, "replaced": bool(replaced)},
+        )
+    return enrolment

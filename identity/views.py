@@ -454,3 +454,47 @@ def staff_connection(
             "can_revoke": connection.status == ConnectionStatus.APPROVED,
         },
     )
+
+
+@role_required("visits_admin")
+@require_http_methods(["GET", "POST"])
+def staff_prisoner_photo(
+    request: HttpRequest, prison_number: str, establishment: Establishment
+) -> HttpResponse:
+    """Enrol a prisoner's face (upload, or the terminal's webcam) for the call checks."""
+    prisoner = selectors.prisoner_for_staff(establishment, prison_number)
+    if prisoner is None:
+        raise Http404("No such prisoner here.")
+    posted = request.method == "POST"
+    form = forms.PrisonerPhotoForm(
+        request.POST if posted else None, request.FILES if posted else None
+    )
+    if posted and form.is_valid():
+        try:
+            services.prisoner_enrol(
+                prisoner=prisoner,
+                photo=form.cleaned_data["photo"],
+                by=request.user,  # type: ignore[arg-type]
+                establishment=establishment,
+            )
+        except IdentityError as error:
+            _apply_error(form, error)
+        else:
+            messages.success(
+                request, f"The photo of {prisoner.first_name} {prisoner.last_name} is enrolled."
+            )
+            return redirect(
+                "identity_staff_prisoner_photo",
+                code=establishment.code,
+                prison_number=prisoner.prison_number,
+            )
+    return render(
+        request,
+        "identity/staff_prisoner_photo.html",
+        {
+            "establishment": establishment,
+            "prisoner": prisoner,
+            "form": form,
+            "enrolled_at": selectors.prisoner_enrolled_at(prisoner),
+        },
+    )

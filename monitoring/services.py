@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -14,6 +15,8 @@ from calls.models import Call
 from establishments.models import Establishment
 from monitoring.models import Alert, AlertKind, AuditAction, AuditEntry, StaffTestCall
 from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
+
+logger = logging.getLogger(__name__)
 
 
 def audit_record(
@@ -318,3 +321,38 @@ def test_call_place(
 
 
 test_call_place.__test__ = False  # type: ignore[attr-defined]  # a service, not a pytest test
+
+
+def alert_snapshots_delete_expired(*, now: datetime | None = None, days: int | None = None) -> int:
+    """Delete evidence snapshots older than the retention (default 90 days).
+
+    The Alert row stays (who, when, which call); only the image goes. The files are
+    removed after commit, so a rolled-back run deletes nothing. Returns how many.
+    """
+    from django.conf import settings
+
+    now = now or timezone.now()
+    days = days if days is not None else settings.ALERT_SNAPSHOT_RETENTION_DAYS
+    cutoff = now - timedelta(days=days)
+    with transaction.atomic():
+        rows = list(
+            Alert.objects.select_for_update()
+            .filter(created_at__lt=cutoff)
+            .exclude(snapshot="")
+            .values_list("pk", "snapshot")
+        )
+        if not rows:
+            return 0
+        Alert.objects.filter(pk__in=[pk for pk, _ in rows]).update(snapshot="")
+        names = [name for _, name in rows]
+
+        def delete_files() -> None:
+            storage = Alert._meta.get_field("snapshot").storage  # type: ignore[union-attr]
+            for name in names:
+                try:
+                    storage.delete(name)
+                except OSError:
+                    logger.exception("could not delete snapshot %s", name)
+
+        transaction.on_commit(delete_files)
+    return len(rows)

@@ -403,6 +403,19 @@ FACE_CHECK_DETECT_WIDTH = env_int("FACE_CHECK_DETECT_WIDTH", 480, minimum=160, m
 # --- calls ----------------------------------------------------------------------------
 # Dotted paths of callables run with each new RelayCall inside a relay process (the
 # face checks attach their video observers this way; see docs/signalling.md).
-RELAY_CALL_HOOKS = env_list("RELAY_CALL_HOOKS", [])
+RELAY_CALL_HOOKS = env_list("RELAY_CALL_HOOKS", ["calls.faces.attach_face_checks"])
 RELAY_REGISTRY_KEY = env_str("RELAY_REGISTRY_KEY", "pv:relays")
 MIDDLEWARE += ["calls.middleware.TerminalAccountMiddleware"]
+
+# --- face checks in the relay ---------------------------------------------------------
+# On by default: every call in a relay process gets face checks (calls/faces.py, listed
+# in RELAY_CALL_HOOKS). An operator can turn them off with FACE_CHECKS_ENABLED=false.
+FACE_CHECKS_ENABLED = env_bool("FACE_CHECKS_ENABLED", True)
+# Evidence snapshots of alerts are deleted after this many days (monitoring.tasks).
+ALERT_SNAPSHOT_RETENTION_DAYS = env_int(
+    "ALERT_SNAPSHOT_RETENTION_DAYS", 90, minimum=1, maximum=3650
+)
+CELERY_BEAT_SCHEDULE["monitoring-delete-old-snapshots"] = {
+    "task": "monitoring.tasks.delete_old_alert_snapshots",
+    "schedule": 24 * 60 * 60,
+}

@@ -201,6 +201,7 @@ DECISIONS: dict[str, Decision] = {
         LOGIN, 403, 403, 403, *[to("/staff/xanadu/calls/")] * 2, 403, 403, method="post"
     ),
     "monitoring:test_calls": VISITS_ADMIN_AT_X,
+    "identity_staff_prisoner_photo": VISITS_ADMIN_AT_X,
     # Django admin's sign-in and sign-out pages.
     "admin:login": PUBLIC,
     "admin:logout": row(*[to("/admin/")] * 3, TERMINAL, *[to("/admin/")] * 4),

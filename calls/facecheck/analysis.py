@@ -326,9 +326,36 @@ def warm_up() -> None:
     analyse(CheckJob(image=blank, tracks=(), approved=np.zeros((0, 128))))
 
 
-def worker_initializer() -> None:
+def _exit_with(owner_pid: int) -> None:
+    """Leave when the process that owns the pool has gone (killed without shutting the
+    pool down): an orphaned worker would otherwise wait for work forever."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            time.sleep(2.0)
+            try:
+                os.kill(owner_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except OSError:
+                pass  # alive, but not ours to signal
+
+    threading.Thread(target=watch, name="owner-watch", daemon=True).start()
+
+
+def worker_initializer(owner_pid: int = 0) -> None:
     """Pool initializer: be nicer than the media loop, then load the models."""
+    if owner_pid:
+        _exit_with(owner_pid)
     # The relay's event loop (decode, forward, re-encode) must win the CPU.
     with contextlib.suppress(OSError):
         os.nice(5)
+    # Ctrl-C in a terminal reaches the whole process group: the relay shuts the pool
+    # down itself, so a worker must not die mid-check with a traceback.
+    import signal
+
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     warm_up()

@@ -95,6 +95,7 @@ class FaceChecker:
         pool: FaceCheckPool,
         approved_encodings: Sequence[np.ndarray],
         prisoner_encoding: np.ndarray | None = None,
+        check_family: bool = True,
         tolerance: float = 0.6,
         checks_to_confirm: int = 2,
         checks_per_second: float = 2.0,
@@ -128,7 +129,7 @@ class FaceChecker:
         self.label = label
         self.timings: deque[CheckTiming] = deque(maxlen=5000)
         approved = [_as_encoding(e) for e in approved_encodings]
-        if not approved:
+        if check_family and not approved:
             logger.warning(
                 "Face checks %s: no approved encodings for the family side; every face "
                 "on that camera will count as unapproved.",
@@ -142,9 +143,9 @@ class FaceChecker:
                 staff_only_resume=staff_only_resume,
             )
 
-        self._sides: dict[str, _SideState] = {
-            FAMILY: _SideState(approved=_stack(approved), decision=decision())
-        }
+        self._sides: dict[str, _SideState] = {}
+        if check_family:
+            self._sides[FAMILY] = _SideState(approved=_stack(approved), decision=decision())
         if prisoner_encoding is not None:
             self._sides[PRISONER] = _SideState(
                 approved=_stack([_as_encoding(prisoner_encoding)]), decision=decision()

@@ -13,6 +13,7 @@ flight, which the callers skip. The next checks run on the new pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -56,7 +57,10 @@ class FaceCheckPool:
 
     def _make(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=self._context, initializer=worker_initializer
+            max_workers=self.workers,
+            mp_context=self._context,
+            initializer=worker_initializer,
+            initargs=(os.getpid(),),
         )
 
     def _current(self) -> ProcessPoolExecutor:
@@ -119,15 +123,45 @@ def _slow_pid() -> int:
 
 
 _shared: FaceCheckPool | None = None
+_shared_pid = 0
 _shared_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a test server, a pre-forking web server) can use neither its
+    parent's executor (its threads are not here) nor its parent's forkserver (not its
+    child: ``waitpid`` fails with "No child processes"). Start both afresh on demand."""
+    global _shared, _shared_lock
+    _shared = None
+    _shared_lock = threading.Lock()
+    try:
+        from multiprocessing import forkserver
+
+        server: Any = forkserver._forkserver  # type: ignore[attr-defined]
+        if server._forkserver_alive_fd is not None:
+            # Our copy of the parent's "alive" pipe: holding it would keep the parent's
+            # forkserver running after the parent exits.
+            with contextlib.suppress(OSError):
+                os.close(server._forkserver_alive_fd)
+        server._forkserver_address = None
+        server._forkserver_alive_fd = None
+        server._forkserver_pid = None
+        server._lock = threading.Lock()
+    except Exception:  # a Python without this internal layout: nothing to reset
+        logger.debug("forkserver state not reset after fork", exc_info=True)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def shared_pool() -> FaceCheckPool:
     """The relay process's one pool (created on first use)."""
-    global _shared
+    global _shared, _shared_pid
     with _shared_lock:
-        if _shared is None or _shared.closed:
+        # A forked child cannot use its parent's executor (see _after_fork_in_child).
+        if _shared is None or _shared.closed or _shared_pid != os.getpid():
             _shared = FaceCheckPool()
+            _shared_pid = os.getpid()
         return _shared
 
 

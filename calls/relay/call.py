@@ -27,6 +27,12 @@ OTHER_SIDE = {"family": "prisoner", "prisoner": "family"}
 WAITING_TEXT = {"family": "Waiting for your visitor", "prisoner": "Waiting for the prison"}
 
 VideoObserver = Callable[[av.VideoFrame], None]
+# Called with (previous state, new state) every time a ``call.state`` arrives.
+StateObserver = Callable[[dict[str, Any], dict[str, Any]], None]
+# Called with (role, channel) when a participant's peer has been answered.
+PeerObserver = Callable[[str, str], None]
+# Awaited when the call closes (e.g. to stop its face checks).
+CloseCallback = Callable[[], Awaitable[Any]]
 # Called with (call_id) when the timer runs out; returns when the database says so.
 ExpireCallback = Callable[[str], Awaitable[Any]]
 
@@ -80,6 +86,11 @@ class RelayCall:
         self._on_expire = on_expire
         self._timer: asyncio.Task[None] | None = None
         self._state_changed = asyncio.Event()
+        self.state: dict[str, Any] = {}
+        self.held = False  # gate closed locally, ahead of the database's pause
+        self._state_observers: list[StateObserver] = []
+        self._peer_observers: list[PeerObserver] = []
+        self._close_callbacks: list[CloseCallback] = []
 
     # --- the face-check hook ---------------------------------------------------------
 
@@ -100,16 +111,56 @@ class RelayCall:
 
         return remove
 
+    def add_state_observer(self, callback: StateObserver) -> None:
+        """Call ``callback(previous, new)`` after each ``call.state`` is applied."""
+        self._state_observers.append(callback)
+
+    def add_peer_observer(self, callback: PeerObserver) -> None:
+        """Call ``callback(role, channel)`` after a participant's offer was answered."""
+        self._peer_observers.append(callback)
+
+    def add_close_callback(self, callback: CloseCallback) -> None:
+        """Await ``callback()`` when the call closes (before its peers are closed)."""
+        self._close_callbacks.append(callback)
+
+    def hold(self) -> None:
+        """Close the gate now (placeholder and silence), ahead of the database.
+
+        A face check that confirmed a stranger calls this before it asks the services
+        to pause the call: the pause reaches the relay through the channel layer some
+        milliseconds later, and no live frame may pass meanwhile. The hold ends when a
+        state that is not ``live`` arrives, or with :meth:`release`.
+        """
+        self.held = True
+        self._set_gate()
+
+    def release(self) -> None:
+        """End a hold (the database refused the pause, or the call resumed)."""
+        self.held = False
+        self._set_gate()
+
+    def _set_gate(self) -> None:
+        self.gate.open = self.status == "live" and not self.held
+        self.gate.paused = self.status == "paused" or (self.held and self.status == "live")
+
     # --- state -----------------------------------------------------------------------
 
     def apply_state(self, state: dict[str, Any]) -> None:
         """A ``call.state`` payload from the services (the database's view)."""
+        previous = self.state
+        self.state = dict(state)
         self.status = state.get("status", self.status)
         self.ends_at = _parse(state.get("ends_at"))
         self.slot_ends_at = _parse(state.get("slot_ends_at")) or self.slot_ends_at
-        self.gate.open = self.status == "live"
-        self.gate.paused = self.status == "paused"
+        if self.status != "live":
+            self.held = False  # the database has caught up (paused or ended)
+        self._set_gate()
         self._state_changed.set()
+        for observer in list(self._state_observers):
+            try:
+                observer(previous, self.state)
+            except Exception:
+                logger.exception("state observer failed on call %s", self.call_id)
         if self._timer is None and self._on_expire is not None and self.status != "ended":
             self._timer = asyncio.ensure_future(self._run_timer())
 
@@ -159,6 +210,11 @@ class RelayCall:
                 if pc.connectionState == "failed":
                     logger.info("peer %s of call %s failed", role, self.call_id)
 
+            for observer in list(self._peer_observers):
+                try:
+                    observer(role, channel)
+                except Exception:
+                    logger.exception("peer observer failed on call %s", self.call_id)
             return pc.localDescription.sdp, peer.tracks
 
     def _on_tracks_from(self, pc: RTCPeerConnection, side: str) -> None:
@@ -257,6 +313,11 @@ class RelayCall:
             return
         self.closed.set()
         self._state_changed.set()
+        for callback in self._close_callbacks:
+            try:
+                await callback()
+            except Exception:
+                logger.exception("close callback failed on call %s", self.call_id)
         async with self._lock:
             peers, self.peers = list(self.peers.values()), {}
             for peer in peers:

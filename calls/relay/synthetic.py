@@ -25,14 +25,35 @@ BAND_LUMA = {"family": 180, "prisoner": 110}
 BAND = slice(80, 140)
 
 
-def make_frame(number: int, side: str) -> av.VideoFrame:
-    y = np.full((HEIGHT, WIDTH), 60, dtype=np.uint8)
+def picture_yuv(rgb: np.ndarray) -> np.ndarray:
+    """A 640×480 RGB picture as the yuv420p array ``make_frame`` can draw over."""
+    if rgb.shape != (HEIGHT, WIDTH, 3):
+        raise ValueError(f"a picture is {HEIGHT}×{WIDTH} RGB, not {rgb.shape}")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb, dtype=np.uint8), format="rgb24")
+    array: np.ndarray = frame.reformat(format="yuv420p").to_ndarray(format="yuv420p")
+    return array
+
+
+def make_frame(number: int, side: str, picture: np.ndarray | None = None) -> av.VideoFrame:
+    """Frame ``number`` of ``side``; below the marks, ``picture`` (yuv420p array) if given."""
+    if picture is not None:
+        array = picture.copy()
+        array[: BAND.stop, :] = 60
+        # Grey chroma under the marks (rows 0..BAND.stop of the picture).
+        array[HEIGHT : HEIGHT + BAND.stop // 4, :] = 128
+        array[HEIGHT + HEIGHT // 4 : HEIGHT + HEIGHT // 4 + BAND.stop // 4, :] = 128
+        y = array[:HEIGHT]
+    else:
+        array = None
+        y = np.full((HEIGHT, WIDTH), 60, dtype=np.uint8)
     for bit in range(BITS):
         if number >> bit & 1:
             y[0:BLOCK, bit * BLOCK : (bit + 1) * BLOCK] = 235
         else:
             y[0:BLOCK, bit * BLOCK : (bit + 1) * BLOCK] = 16
     y[BAND, :] = BAND_LUMA[side]
+    if array is not None:
+        return av.VideoFrame.from_ndarray(array, format="yuv420p")
     uv = np.full((HEIGHT // 2, WIDTH), 128, dtype=np.uint8)
     return av.VideoFrame.from_ndarray(np.vstack([y, uv]), format="yuv420p")
 
@@ -83,6 +104,9 @@ class NumberedVideoTrack(MediaStreamTrack):
         self._count = 0
         self._start: float | None = None
 
+    def picture_now(self) -> np.ndarray | None:
+        return None
+
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
             raise MediaStreamError
@@ -93,12 +117,49 @@ class NumberedVideoTrack(MediaStreamTrack):
         if delay > 0:
             await asyncio.sleep(delay)
         number = self._count % (1 << BITS)
-        frame = make_frame(number, self.side)
+        frame = make_frame(number, self.side, self.picture_now())
         frame.pts = self._count * (90_000 // self.fps)
         frame.time_base = fractions.Fraction(1, 90_000)
         self.sent[number] = time.monotonic()
         self._count += 1
         return frame
+
+
+class PictureVideoTrack(NumberedVideoTrack):
+    """Numbered frames over a picture that can be swapped while sending (faces in tests).
+
+    ``pictures`` maps a name to a 640×480 RGB array (or None: marks on grey). Set
+    ``showing`` to switch; ``switched`` records the number of the first frame sent
+    with each new picture and when it was sent.
+    """
+
+    def __init__(
+        self, side: str, pictures: dict[str, np.ndarray | None], showing: str, fps: int = 15
+    ) -> None:
+        super().__init__(side, fps)
+        self._pictures = {
+            name: (picture_yuv(rgb) if rgb is not None else None) for name, rgb in pictures.items()
+        }
+        self._showing = showing
+        self.switched: list[tuple[str, int, float]] = []
+        self._pending_switch = True
+
+    @property
+    def showing(self) -> str:
+        return self._showing
+
+    @showing.setter
+    def showing(self, name: str) -> None:
+        if name not in self._pictures:
+            raise KeyError(name)
+        self._showing = name
+        self._pending_switch = True
+
+    def picture_now(self) -> np.ndarray | None:
+        if self._pending_switch:
+            self._pending_switch = False
+            self.switched.append((self._showing, self._count, time.monotonic()))
+        return self._pictures[self._showing]
 
 
 @dataclass
@@ -119,10 +180,11 @@ class SyntheticPeer:
         peer_track: NumberedVideoTrack | None = None,
         send: bool = True,
         inspect_every: int = 1,
+        video: NumberedVideoTrack | None = None,
     ) -> None:
         self.side = side
         self.pc = RTCPeerConnection()
-        self.video = NumberedVideoTrack(side, fps) if send else None
+        self.video = (video or NumberedVideoTrack(side, fps)) if send else None
         self.received = Received()
         self.other_track = peer_track  # the other side's sender, for latency
         self.inspect_every = inspect_every

@@ -47,6 +47,7 @@ class World:
             "dependant_id": str(o["dependant_a"].pk),
             "connection_id": str(o["connection_a"].pk),
             "action": "pause",
+            "prison_number": o["connection_a"].prisoner.prison_number,
             # Django admin and allauth
             "object_id": str(o["x"].pk),
             "id": str(self.users["family_a"].pk),  # type: ignore[attr-defined]

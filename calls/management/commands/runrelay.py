@@ -37,6 +37,12 @@ class Command(BaseCommand):
         )
         await server.start()
         self.stdout.write(f"relay {server.relay_id} running on {server.channel}")
+        if settings.FACE_CHECKS_ENABLED:
+            from calls.facecheck import shared_pool
+
+            # Start the face-check workers now, not on the first call's first check.
+            pids = await shared_pool().warm()
+            self.stdout.write(f"face checks on: {len(pids)} worker process(es)")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -44,3 +50,6 @@ class Command(BaseCommand):
         await stop.wait()
         self.stdout.write("stopping: closing every peer")
         await server.stop()
+        from calls.facecheck import close_shared_pool
+
+        close_shared_pool()
