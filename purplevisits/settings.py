@@ -311,7 +311,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # aioice logs every ICE candidate check at INFO: noise at any scale.
+        "aioice": {"level": "WARNING"},
+        "aiortc": {"level": "WARNING"},
+    },
 }
 
 SERVICE_NAME = "Purple Visits"
