@@ -63,17 +63,7 @@ def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[by
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("daphne did not start within 30 s")
+    return booking_rush.wait_until_serving(process, port)
 
 
 def main() -> None:
