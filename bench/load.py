@@ -18,7 +18,6 @@ assert on time.
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import random
 import statistics
