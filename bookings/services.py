@@ -214,6 +214,44 @@ def _lock(establishment: Establishment, prisoner: Prisoner, slot: Slot) -> list[
     )
 
 
+def _booking_save(
+    *,
+    establishment: Establishment,
+    prisoner: Prisoner,
+    terminal: Terminal,
+    lead: VisitorProfile,
+    connection: Connection,
+    slot: Slot,
+    month: date,
+    status: str,
+    origin: str,
+    idempotency_key: str | None,
+    actor: User | AnonymousUser | None,
+    **fields: object,
+) -> Booking:
+    """Write a booking that has passed every rule, under the locks already taken.
+
+    The database constraints are left to the database (they back up the locks)."""
+    booking = Booking(
+        establishment=establishment,
+        prisoner=prisoner,
+        terminal=terminal,
+        lead_visitor=lead,
+        connection=connection,
+        starts_at=slot.starts_at,
+        ends_at=slot.ends_at,
+        allowance_month=month,
+        status=status,
+        origin=origin,
+        idempotency_key=idempotency_key or None,
+        created_by=_user(actor),
+        **fields,
+    )
+    booking.full_clean(validate_unique=False, validate_constraints=False)
+    booking.save()
+    return booking
+
+
 def _reserve_terminal(
     *,
     establishment: Establishment,
@@ -377,23 +415,20 @@ def _booking_create(
     terminal, month = _reserve_terminal(
         establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=terminal_ids
     )
-    booking = Booking(
+    booking = _booking_save(
         establishment=establishment,
         prisoner=prisoner,
         terminal=terminal,
-        lead_visitor=lead,
+        lead=lead,
         connection=connection,
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        allowance_month=month,
+        slot=slot,
+        month=month,
         status=BookingStatus.CONFIRMED,
         origin=BookingOrigin.FAMILY,
-        idempotency_key=idempotency_key or None,
+        idempotency_key=idempotency_key,
+        actor=actor,
         aup_accepted_at=now,
-        created_by=_user(actor),
     )
-    booking.full_clean(validate_unique=False, validate_constraints=False)
-    booking.save()
     _add_party(booking, party)
     notifications.queue_booking_email(booking.pk, notifications.CONFIRMED)
     return booking
@@ -467,23 +502,20 @@ def booking_request_create(
     slot = check_slot(establishment, starts_at, now=now)
     terminal, month = _reserve_terminal(establishment=establishment, prisoner=prisoner, slot=slot)
     expires = min(now + timedelta(hours=establishment.request_response_hours), slot.starts_at)
-    booking = Booking(
+    booking = _booking_save(
         establishment=establishment,
         prisoner=prisoner,
         terminal=terminal,
-        lead_visitor=lead,
+        lead=lead,
         connection=connection,
-        starts_at=slot.starts_at,
-        ends_at=slot.ends_at,
-        allowance_month=month,
+        slot=slot,
+        month=month,
         status=BookingStatus.REQUESTED,
         origin=BookingOrigin.PRISONER,
-        idempotency_key=idempotency_key or None,
+        idempotency_key=idempotency_key,
+        actor=actor,
         request_expires_at=expires,
-        created_by=_user(actor),
     )
-    booking.full_clean(validate_unique=False, validate_constraints=False)
-    booking.save()
     BookingVisitor.objects.create(booking=booking, profile=lead)
     audit_record(
         actor=actor,
