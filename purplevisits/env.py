@@ -138,3 +138,24 @@ def parse_redis_url(name: str, url: str) -> str:
     except ValueError:
         raise ImproperlyConfigured(f"{name}={url!r} has an invalid port.") from None
     return url.strip()
+
+
+def socket_sources(hosts: list[str], *, debug: bool) -> list[str]:
+    """CSP ``connect-src`` entries for the site's own WebSocket hosts.
+
+    ``'self'`` covers same-origin ``wss:`` in current browsers, but older Safari did not
+    match WebSocket schemes against it; naming the hosts keeps calls working there
+    without allowing sockets to any other host. ``.example.org`` (Django's subdomain
+    form) becomes ``*.example.org``; ``*`` names no host and is left out. With
+    ``debug`` (plain-HTTP development on any port) ``ws:`` is allowed to the same hosts.
+    """
+    sources = []
+    for host in hosts:
+        if not host or host == "*":
+            continue
+        pattern = f"*{host}" if host.startswith(".") else host
+        if debug:
+            sources += [f"ws://{pattern}:*", f"wss://{pattern}:*"]
+        else:
+            sources.append(f"wss://{pattern}")
+    return sources

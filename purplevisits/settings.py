@@ -21,6 +21,7 @@ from purplevisits.env import (
     env_str,
     parse_database_url,
     parse_redis_url,
+    socket_sources,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -284,7 +285,7 @@ CONTENT_SECURITY_POLICY = {
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:", "blob:"],
         "media-src": ["'self'", "blob:"],
-        "connect-src": ["'self'", "ws:", "wss:"] if DEBUG else ["'self'", "wss:"],
+        "connect-src": ["'self'", *socket_sources(ALLOWED_HOSTS, debug=DEBUG)],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
         "base-uri": ["'none'"],

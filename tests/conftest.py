@@ -17,6 +17,20 @@ def _clean_cache() -> None:
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _celery_join_allowed() -> None:
+    """Celery keeps "inside a task, joins would block" in one process-wide flag.
+
+    Eager tasks run from several threads at once (async consumers hand work to
+    sync_to_async threads) can interleave its save/restore and leave it set, and a
+    later test's ``EagerResult.get()`` then raises "Never call result.get() within a
+    task!" (seen once in CI on PostgreSQL). Start every test with it cleared.
+    """
+    from celery._state import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+
+
 @pytest.fixture
 def establishment_x(db) -> Establishment:  # type: ignore[no-untyped-def]
     return factories.EstablishmentFactory(name="HMP Xanadu", code="xanadu")

@@ -19,8 +19,12 @@ from typing import Any
 
 from django.conf import settings
 
-HEARTBEAT_SECONDS = 2.0
-DEAD_AFTER_SECONDS = 6.0
+# A relay killed mid-call must be replaced within 10 s (issue 8): it is noticed missing
+# DEAD_AFTER_SECONDS after its last announcement, the participants' sockets check
+# about once a second (calls/consumers.py) and their browsers re-offer at once. Four
+# missed announcements in a row, not one slow one, count as death.
+HEARTBEAT_SECONDS = 1.0
+DEAD_AFTER_SECONDS = 4.0
 
 
 class RelayUnavailable(Exception):
@@ -108,6 +112,11 @@ def get_registry() -> LocalRegistry | RedisRegistry:
 
 def new_relay_id() -> str:
     return uuid.uuid4().hex[:12]
+
+
+def relay_is_live(channel: str) -> bool:
+    """Whether the relay listening on ``channel`` still announces itself."""
+    return any(info.channel == channel for info in get_registry().live())
 
 
 def relay_channel_for_call(

@@ -93,6 +93,7 @@ function handle(message) {
   switch (message.type) {
     case "state": onState(message); break;
     case "answer":
+      call.relayRetries = 0;
       if (call.pc) call.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch(() => restartPeer());
       break;
     case "warning":
@@ -101,7 +102,12 @@ function handle(message) {
     case "message": alertText(`Message from prison staff: ${message.text}`, "info"); break;
     case "ended": finish(END_REASONS[message.reason] || END_REASONS.completed); break;
     case "error":
-      if (message.code === "relay_unavailable" || message.code === "bad_sdp") setTimeout(restartPeer, 3000);
+      // A relay that died mid-call: offer again at once (the server re-pins the call to
+      // a live relay); if that fails too, wait a little before each further try.
+      if (message.code === "relay_unavailable" || message.code === "bad_sdp") {
+        setTimeout(restartPeer, call.relayRetries === 0 ? 200 : 3000);
+        call.relayRetries = (call.relayRetries || 0) + 1;
+      }
       break;
     default: break; // clients ignore unknown types
   }
@@ -160,7 +166,13 @@ async function startPeer() {
     }
   });
   pc.addEventListener("connectionstatechange", () => {
-    if (pc === call.pc && pc.connectionState === "failed") restartPeer();
+    if (pc !== call.pc) return;
+    if (pc.connectionState === "failed") restartPeer();
+    // Media stopped arriving (the relay or the network went away): if it has not come
+    // back by itself within 5 s, start again rather than wait ~30 s for "failed".
+    if (pc.connectionState === "disconnected") {
+      setTimeout(() => { if (pc === call.pc && pc.connectionState === "disconnected") restartPeer(); }, 5000);
+    }
   });
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);

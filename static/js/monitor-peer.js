@@ -71,7 +71,13 @@ export class MonitorPeer {
   handle(message) {
     if (message.type === "state") {
       if (this.media && !this.pc && message.status !== "ended") this.startPeer();
+    } else if (message.type === "error" && message.code === "relay_unavailable" && this.media) {
+      // The relay died mid-call (or none was up): offer again; the server re-pins.
+      const delay = this.relayRetries ? 3000 : 200;
+      this.relayRetries = (this.relayRetries || 0) + 1;
+      setTimeout(() => { if (!this.stopped && this.isOpen()) this.startPeer(); }, delay);
     } else if (message.type === "answer" && this.pc) {
+      this.relayRetries = 0;
       this.tracks = message.tracks || {};
       this.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch(() => this.closePeer());
     }
@@ -91,6 +97,15 @@ export class MonitorPeer {
       if (!side) return;
       this.streams[side].addTrack(event.track);
       if (this.handlers.onMedia) this.handlers.onMedia(side, this.streams[side]);
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc !== this.pc || this.stopped) return;
+      if (pc.connectionState === "failed") this.startPeer();
+      if (pc.connectionState === "disconnected") {
+        setTimeout(() => {
+          if (pc === this.pc && pc.connectionState === "disconnected" && this.isOpen()) this.startPeer();
+        }, 5000);
+      }
     });
     const offer = await pc.createOffer();
     await pc.setLocalDescription(offer);

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from purplevisits.env import socket_sources
 from tests.security.world import World, build_world
 
 TEMPLATES = Path(settings.BASE_DIR) / "templates"
@@ -65,6 +66,17 @@ def test_the_policy_forbids_inline_code() -> None:
     assert directives["object-src"] == ["'none'"]
     assert directives["frame-ancestors"] == ["'none'"]
     assert directives["base-uri"] == ["'none'"]
+    # Sockets only to the site's own hosts: never a bare scheme.
+    assert not {"ws:", "wss:", "*"} & set(directives["connect-src"])
+
+
+def test_socket_sources_name_only_the_sites_hosts() -> None:
+    hosts = ["visits.example.org", ".justice.example", "*", ""]
+    assert socket_sources(hosts, debug=False) == [
+        "wss://visits.example.org",
+        "wss://*.justice.example",
+    ]
+    assert socket_sources(["127.0.0.1"], debug=True) == ["ws://127.0.0.1:*", "wss://127.0.0.1:*"]
 
 
 @pytest.fixture
