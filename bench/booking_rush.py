@@ -33,6 +33,14 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.server import (  # noqa: E402
+    process_cpu_seconds,
+    server_environment,
+    signed_in_session,
+    start_daphne,
+)
+
 BENCH_DB = "bench_bookings"
 CODE = "bench-rush"
 
@@ -74,7 +82,6 @@ def seed(families: int, slots: int, terminals: int) -> tuple[list[str], list[tup
     from datetime import time as dtime
 
     from django.contrib.auth.models import User
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
     from django.db import connection
     from django.utils import timezone
@@ -168,14 +175,9 @@ def seed(families: int, slots: int, terminals: int) -> tuple[list[str], list[tup
             for n, p in enumerate(profiles)
         ]
     )
-    sessions = []
-    for user, conn in zip(users, connections_, strict=True):
-        store = SessionStore()
-        store["_auth_user_id"] = str(user.pk)
-        store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-        store["_auth_user_hash"] = user.get_session_auth_hash()
-        store.create()
-        sessions.append((store.session_key, conn.pk))
+    sessions = [
+        (signed_in_session(user), conn.pk) for user, conn in zip(users, connections_, strict=True)
+    ]
     return slot_keys, sessions
 
 
@@ -203,44 +205,7 @@ def violations() -> dict[str, int]:
 
 
 def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "purplevisits.settings",
-    }
-    env.pop("REDIS_URL", None)
-    process = subprocess.Popen(
-        [
-            str(ROOT / ".venv/bin/daphne"),
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "purplevisits.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    return wait_until_serving(process, port)
-
-
-def wait_until_serving(process: subprocess.Popen[bytes], port: int) -> subprocess.Popen[bytes]:
-    """Return the server once /healthz answers on 127.0.0.1:port (30 s at most)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            conn.getresponse().read()
-            return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("daphne did not start within 30 s")
+    return start_daphne(server_environment(database_url), port)
 
 
 KEY_RE = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -381,11 +346,15 @@ def main() -> None:
             outcomes[result] = outcomes.get(result, 0) + 1
 
     started = time.perf_counter()
+    client_cpu = time.process_time()
+    server_cpu = sum(process_cpu_seconds(server.pid) for server in servers)
     try:
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             list(pool.map(family, families))
     finally:
         wall = time.perf_counter() - started
+        client_cpu = time.process_time() - client_cpu
+        server_cpu = sum(process_cpu_seconds(server.pid) for server in servers) - server_cpu
         for server in servers:
             server.terminate()
             server.wait(10)
@@ -410,6 +379,13 @@ def main() -> None:
                 f"p95={p95 * 1000:.0f} ms"
             )
     print(f"requests: {requests_made} in {wall:.1f} s = {requests_made / wall:.0f} requests/s")
+    if servers and requests_made:
+        print(
+            f"CPU per request: web {server_cpu / requests_made * 1000:.1f} ms, "
+            f"this client {client_cpu / requests_made * 1000:.1f} ms "
+            f"(web processes used {server_cpu / wall:.2f} cores; the rest went to PostgreSQL "
+            f"and this client, on {os.cpu_count()} cores)"
+        )
 
 
 if __name__ == "__main__":

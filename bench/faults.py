@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import booking_rush  # noqa: E402
+from bench.server import server_environment, signed_in_session, start_daphne  # noqa: E402
 
 BENCH_DB = "bench_faults"
 DRILLS = ("heartbeat", "celery", "relay", "postgres", "redis")
@@ -61,19 +62,9 @@ MEDIA = tempfile.mkdtemp(prefix="faults-media-")
 
 
 def environment(database_url: str, redis_url: str | None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DJANGO_SETTINGS_MODULE": "purplevisits.settings",
-        "PRIVATE_MEDIA_ROOT": MEDIA,
-        "LOG_LEVEL": "WARNING",
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "CACHE_KEY_PREFIX": "faults",
-    }
-    env.pop("REDIS_URL", None)
-    if redis_url:
-        env["REDIS_URL"] = redis_url
-    return env
+    return server_environment(
+        database_url, redis_url=redis_url, PRIVATE_MEDIA_ROOT=MEDIA, CACHE_KEY_PREFIX="faults"
+    )
 
 
 def seed() -> Any:
@@ -87,32 +78,7 @@ def seed() -> Any:
 
 
 def session_for(user: Any) -> str:
-    from django.contrib.sessions.backends.db import SessionStore
-
-    store = SessionStore()
-    store["_auth_user_id"] = str(user.pk)
-    store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
-    store["_auth_user_hash"] = user.get_session_auth_hash()
-    store.create()
-    return store.session_key or ""
-
-
-def start_daphne(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(
-        [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port)]
-        + ["purplevisits.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if get(port, "/healthz")[0] == 200:
-            return process
-        time.sleep(0.2)
-    stop(process)
-    raise SystemExit("daphne did not start within 30 s")
+    return signed_in_session(user)
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
@@ -303,27 +269,23 @@ def drill_celery(env: dict[str, str], world: Any) -> None:
     print(f"  effect recorded once: face_checked_at {final.face_checked_at}")
 
 
-def drill_relay(env: dict[str, str], world: Any) -> None:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
+def drill_relay(env: dict[str, str], port: int, world: Any) -> None:
+    """Two runrelay processes, a live call with two real (aiortc) participants joined
+    through daphne as browsers are; SIGKILL the relay carrying it and time, for each
+    participant, until the other side's video arrives again."""
     from calls import services as call_services
     from calls.models import Call
-    from calls.relay.registry import RelayUnavailable, get_registry, relay_channel_for_call
+    from calls.relay.registry import get_registry
+    from calls.relay.synthetic import SyntheticPeer
 
+    relay_env = {**env, "RELAY_IN_PROCESS": "false"}
     call = call_services.call_open(booking=world.objects["booking_a"])
-    # A live call, two minutes in: its timer must survive the relay.
-    began = timezone.now() - timedelta(minutes=2)
-    Call.objects.filter(pk=call.pk).update(
-        status="live", started_at=began, ends_at=began + timedelta(minutes=30)
-    )
 
     def relay() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [str(ROOT / ".venv/bin/python"), "manage.py", "runrelay"],
             cwd=ROOT,
-            env={**env, "RELAY_IN_PROCESS": "false"},
+            env=relay_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -337,45 +299,123 @@ def drill_relay(env: dict[str, str], world: Any) -> None:
             time.sleep(0.3)
         return get_registry().live()
 
-    first = relay()
-    processes = [first]
+    sides = {
+        "family": (session_for(world.users["family_a"]), "prisoner"),
+        "prisoner": (session_for(world.users["terminal"]), "family"),
+    }
+    media_at: dict[str, list[float]] = {side: [] for side in sides}
+    restarts: dict[str, int] = {side: 0 for side in sides}
+
+    async def participant(side: str, stop_at: float) -> None:
+        """Behaves as static/js/call.js: offer, and offer again on relay_unavailable."""
+        session, other = sides[side]
+        socket = await Socket.open(port, f"/ws/calls/{call.pk}/", session)
+        peer: SyntheticPeer | None = None
+        waiters: list[asyncio.Task[None]] = []
+
+        async def start_peer() -> None:
+            nonlocal peer
+            if peer is not None:
+                await peer.close()
+            peer = SyntheticPeer(side)
+            await socket.send({"type": "offer", "sdp": await peer.offer()})
+
+        async def until_media(current: SyntheticPeer) -> None:
+            try:
+                await current.wait_for(other, count=3, timeout=60)
+            except TimeoutError:
+                return
+            if current is peer:
+                media_at[side].append(time.monotonic())
+
+        async def heartbeats() -> None:
+            while True:
+                await asyncio.sleep(5)
+                await socket.send({"type": "heartbeat"})
+
+        beating = asyncio.ensure_future(heartbeats())
+        await start_peer()
+        try:
+            while time.monotonic() < stop_at:
+                try:
+                    kind, message = await socket.receive(max(0.1, stop_at - time.monotonic()))
+                except TimeoutError:
+                    break
+                if kind != "text":
+                    print(f"  {side}: socket closed ({message})")
+                    break
+                if message.get("type") == "answer" and peer is not None:
+                    await peer.answer(message["sdp"])
+                    waiters.append(asyncio.ensure_future(until_media(peer)))
+                elif message.get("type") == "error" and message.get("code") == "relay_unavailable":
+                    restarts[side] += 1
+                    await asyncio.sleep(0.2)
+                    await start_peer()
+        finally:
+            beating.cancel()
+            for waiter in waiters:
+                waiter.cancel()
+            if peer is not None:
+                await peer.close()
+            socket.close()
+
+    processes: list[subprocess.Popen[bytes]] = []
+    daphne = None
     try:
+        processes.append(relay())
         if not wait_live(1):
             print("  runrelay did not announce itself within 40 s: drill skipped")
             return
-        # The call is pinned while only the first relay runs, so it is the owner.
-        channel = relay_channel_for_call(str(call.pk), in_process=None)
-        pinned = Call.objects.get(pk=call.pk)
-        print(f"  call pinned to relay {pinned.relay_id}")
-        processes.append(relay())
-        if len(wait_live(2)) < 2:
-            print("  the second relay did not start: drill skipped")
-            return
-        stop(first, signal.SIGKILL)
-        killed = time.monotonic()
-        moved = None
-        while time.monotonic() - killed < 30:
-            try:
-                new = relay_channel_for_call(str(call.pk), in_process=None)
-            except RelayUnavailable:
-                new = None
-            if new and new != channel:
-                moved = time.monotonic() - killed
-                break
-            time.sleep(0.2)
-        after = Call.objects.get(pk=call.pk)
-        if moved is not None:
+        daphne = start_daphne(relay_env, port)
+
+        async def run() -> float | None:
+            stop_at = time.monotonic() + 75
+            tasks = [asyncio.ensure_future(participant(side, stop_at)) for side in sides]
+            deadline = time.monotonic() + 40
+            while not all(media_at.values()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            if not all(media_at.values()):
+                print("  the participants never saw each other: drill skipped")
+                for task in tasks:
+                    task.cancel()
+                return None
+            pinned = await asyncio.to_thread(Call.objects.get, pk=call.pk)
+            print(f"  call live on relay {pinned.relay_id}, both sides see each other")
+            processes.append(relay())
+            if len(await asyncio.to_thread(wait_live, 2)) < 2:
+                print("  the second relay did not start: drill skipped")
+                return None
+            await asyncio.sleep(3)  # a few seconds of call on the first relay
+            stop(processes[0], signal.SIGKILL)
+            killed = time.monotonic()
+            while time.monotonic() < stop_at and not all(
+                any(t > killed for t in times) for times in media_at.values()
+            ):
+                await asyncio.sleep(0.2)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            after = await asyncio.to_thread(Call.objects.get, pk=call.pk)
+            for side, times in media_at.items():
+                back = [t - killed for t in times if t > killed]
+                print(
+                    f"  {side}: video from the other side again "
+                    + (f"{back[0]:.1f} s after the kill" if back else "NOT within the drill")
+                    + f" ({restarts[side]} re-offer(s))"
+                )
             print(
-                f"  owner SIGKILLed: the next offer is routed to relay {after.relay_id} "
-                f"{moved:.1f} s later; timer intact (started_at, ends_at unchanged): "
-                f"{(after.started_at, after.ends_at) == (pinned.started_at, pinned.ends_at)}, "
-                f"status {after.status}"
+                f"  call now on relay {after.relay_id}; status {after.status}; timer intact "
+                f"(started_at, ends_at unchanged): "
+                f"{(after.started_at, after.ends_at) == (pinned.started_at, pinned.ends_at)}"
             )
-        else:
-            print("  the call was NOT re-pinned within 30 s of the kill")
+            return killed
+
+        asyncio.run(run())
     finally:
         for process in processes:
             stop(process, signal.SIGKILL)
+        if daphne is not None:
+            stop(daphne)
 
 
 def poll(
@@ -607,7 +647,7 @@ def main() -> None:
         elif name == "celery":
             drill_celery(env, world)
         elif name == "relay":
-            drill_relay(env, world)
+            drill_relay(env, args.port, world)
         elif name == "postgres":
             drill_postgres(env, args.port, world)
         elif name == "redis":

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import booking_rush  # noqa: E402
+from bench.server import server_environment, start_daphne  # noqa: E402
 
 BENCH_DB = "bench_load"
 
@@ -44,25 +45,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def start_server(database_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     """daphne on loopback, its log (JSON lines, WARNING and up) kept in ``log``."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
-        "LOG_LEVEL": "WARNING",
-        "DJANGO_SETTINGS_MODULE": "purplevisits.settings",
-    }
-    env.pop("REDIS_URL", None)
-    log.parent.mkdir(exist_ok=True)
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port)]
-            + ["purplevisits.asgi:application"],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    return booking_rush.wait_until_serving(process, port)
+    return start_daphne(server_environment(database_url), port, log=log)
 
 
 def main() -> None:

@@ -37,6 +37,8 @@ class Slot:
     local_end: datetime
     capacity: int = 0
     busy_terminal_ids: set[int] = field(default_factory=set)
+    terminal_ids: list[int] = field(default_factory=list)  # active, by id: the capacity
+    blocked: bool = False  # a blocked date (only listed with include_blocked)
 
     @property
     def free(self) -> int:
@@ -121,22 +123,27 @@ def slots_between(
     *,
     include_blocked: bool = False,
     exclude_booking_id: int | None = None,
+    with_load: bool = True,
 ) -> list[Slot]:
     """Every slot of the visit sessions from ``first_day`` to ``last_day`` with its load.
 
-    Three queries whatever the range: sessions, blocked dates and terminals, bookings.
+    Four queries whatever the range: sessions, blocked dates, terminals, bookings (not
+    read without ``with_load``: ``busy_terminal_ids`` stay empty). With
+    ``include_blocked`` the slots of blocked dates are listed too, marked ``blocked``.
     """
-    sessions = list(establishment.visit_sessions.all())
+    # order_by: the models' default orderings would join the establishment table.
+    sessions = list(establishment.visit_sessions.order_by("weekday", "start_time"))
     blocked = set(
         BlockedDate.objects.filter(
             establishment=establishment, date__gte=first_day, date__lte=last_day
         ).values_list("date", flat=True)
     )
-    terminal_ids = set(
-        Terminal.objects.filter(establishment=establishment, is_active=True).values_list(
-            "pk", flat=True
-        )
+    terminal_ids = list(
+        Terminal.objects.filter(establishment=establishment, is_active=True)
+        .order_by("pk")
+        .values_list("pk", flat=True)
     )
+    tz = establishment.tz
     slots: list[Slot] = []
     day = first_day
     while day <= last_day:
@@ -149,10 +156,12 @@ def slots_between(
                         local_start=local_start,
                         local_end=local_end,
                         capacity=len(terminal_ids),
+                        terminal_ids=terminal_ids,
+                        blocked=day in blocked,
                     )
                 )
         day += timedelta(days=1)
-    if not slots:
+    if not slots or not with_load:
         return slots
     bookings = Booking.objects.filter(
         establishment=establishment,
@@ -167,9 +176,7 @@ def slots_between(
     for starts_at, ends_at, terminal_id in bookings.values_list(
         "starts_at", "ends_at", "terminal_id"
     ):
-        by_day[timezone.localtime(starts_at, establishment.tz).date()].append(
-            (starts_at, ends_at, terminal_id)
-        )
+        by_day[starts_at.astimezone(tz).date()].append((starts_at, ends_at, terminal_id))
     for slot in slots:
         for starts_at, ends_at, terminal_id in by_day.get(slot.local_start.date(), ()):
             if starts_at < slot.ends_at and ends_at > slot.starts_at:
@@ -189,9 +196,13 @@ def bookable_slots(establishment: Establishment, *, now: datetime | None = None)
 def find_slot(
     establishment: Establishment, starts_at: datetime, *, include_blocked: bool = False
 ) -> Slot | None:
-    """The establishment's slot starting at ``starts_at`` (any day), or None."""
+    """The establishment's slot starting at ``starts_at`` (any day), or None.
+
+    Without its load: the services read the slot's bookings with the prisoner's."""
     day = timezone.localtime(starts_at, establishment.tz).date()
-    for slot in slots_between(establishment, day, day, include_blocked=include_blocked):
+    for slot in slots_between(
+        establishment, day, day, include_blocked=include_blocked, with_load=False
+    ):
         if slot.starts_at == starts_at:
             return slot
     return None
@@ -211,6 +222,29 @@ def visitor_profile_for(user: object) -> VisitorProfile | None:
     if not getattr(user, "is_authenticated", False):
         return None
     return VisitorProfile.objects.filter(user=user.pk).first()  # type: ignore[attr-defined]
+
+
+def own_connection_at(user: object, code: str, connection_id: object) -> Connection | None:
+    """The user's approved connection ``connection_id`` to a prisoner at the
+    establishment ``code``, with the profile, prisoner and establishment; or None."""
+    if not getattr(user, "is_authenticated", False):
+        return None
+    try:
+        pk = int(str(connection_id))
+    except ValueError:
+        return None
+    if not 0 < pk < 2**63:
+        return None
+    return (
+        Connection.objects.select_related("visitor", "prisoner__establishment")
+        .filter(
+            pk=pk,
+            visitor__user=user.pk,  # type: ignore[attr-defined]
+            status=ConnectionStatus.APPROVED,
+            prisoner__establishment__code=code,
+        )
+        .first()
+    )
 
 
 def approved_connections(

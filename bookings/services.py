@@ -15,12 +15,14 @@ from datetime import date, datetime, timedelta
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from bookings import notifications
 from bookings.locking import lock_for_booking
 from bookings.models import (
     ACTIVE_STATUSES,
+    ALLOWANCE_STATUSES,
     Booking,
     BookingOrigin,
     BookingStatus,
@@ -28,7 +30,7 @@ from bookings.models import (
     CancelReason,
 )
 from bookings.rules import BookingRefused, RuleCode, day_label, next_month, slot_label
-from bookings.selectors import Slot, allowance_used, booking_window, find_slot
+from bookings.selectors import Slot, booking_window, find_slot
 from establishments.models import (
     BlockedDate,
     BlockedDateReason,
@@ -119,12 +121,12 @@ def check_slot(
             f"({establishment.min_notice_days} to {establishment.max_days_ahead} days ahead). "
             "Choose a time in that range.",
         )
-    if BlockedDate.objects.filter(establishment=establishment, date=day).exists():
+    slot = find_slot(establishment, starts_at, include_blocked=True)
+    if slot is not None and slot.blocked or slot is None and _day_blocked(establishment, day):
         raise BookingRefused(
             RuleCode.DATE_BLOCKED,
             f"{establishment.name} is not offering calls on {day_label(day)}. Choose another day.",
         )
-    slot = find_slot(establishment, starts_at)
     if slot is None:
         raise BookingRefused(
             RuleCode.SLOT_NOT_OFFERED,
@@ -132,6 +134,10 @@ def check_slot(
             "Choose one of the times on the booking page.",
         )
     return slot
+
+
+def _day_blocked(establishment: Establishment, day: date) -> bool:
+    return BlockedDate.objects.filter(establishment=establishment, date=day).exists()
 
 
 @dataclass(frozen=True)
@@ -207,11 +213,9 @@ def check_party(
 def _lock(establishment: Establishment, prisoner: Prisoner, slot: Slot) -> list[int]:
     """Lock the prisoner and the slot; the ids of the establishment's active terminals."""
     lock_for_booking(prisoner_ids=[prisoner.pk], slots=[(establishment.pk, slot.starts_at)])
-    return list(
-        Terminal.objects.filter(establishment=establishment, is_active=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    # The terminals themselves are not what is locked (the slot is): the active ones
+    # read with the slot are as good as a second read here.
+    return list(slot.terminal_ids)
 
 
 def _booking_save(
@@ -247,7 +251,20 @@ def _booking_save(
         created_by=_user(actor),
         **fields,
     )
-    booking.full_clean(validate_unique=False, validate_constraints=False)
+    # The related rows were just read (and the prisoner locked): checking that each
+    # still exists would cost six queries, and the foreign keys guarantee it anyway.
+    booking.full_clean(
+        exclude=[
+            "establishment",
+            "prisoner",
+            "terminal",
+            "lead_visitor",
+            "connection",
+            "created_by",
+        ],
+        validate_unique=False,
+        validate_constraints=False,
+    )
     booking.save()
     return booking
 
@@ -264,20 +281,55 @@ def _reserve_terminal(
     """Under the lock: the prisoner is free, has allowance, and a terminal is free."""
     if terminal_ids is None:
         terminal_ids = _lock(establishment, prisoner, slot)
-
-    overlapping = Booking.objects.filter(
-        status__in=ACTIVE_STATUSES, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
+    free, month = _free_terminals(
+        establishment=establishment,
+        prisoner=prisoner,
+        slot=slot,
+        terminal_ids=terminal_ids,
+        exclude_booking_id=exclude_booking_id,
     )
+    chosen = prefer_terminal_id if prefer_terminal_id in free else free[0]
+    # No fetch needed: the id was just read and locked.
+    return Terminal(pk=chosen, establishment=establishment), month
+
+
+def _free_terminals(
+    *,
+    establishment: Establishment,
+    prisoner: Prisoner,
+    slot: Slot,
+    terminal_ids: list[int],
+    exclude_booking_id: int | None = None,
+) -> tuple[list[int], date]:
+    """The prisoner is free, has allowance, and a terminal is free: the free terminals
+    and the allowance month. Binding only under the locks (_reserve_terminal)."""
+    month = slot.local_start.date().replace(day=1)
+    # One read for the three questions: the bookings overlapping the slot for this
+    # prisoner or on these terminals, and the prisoner's bookings of the month.
+    overlaps = Q(
+        status__in=ACTIVE_STATUSES, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
+    ) & (Q(prisoner=prisoner) | Q(terminal_id__in=terminal_ids))
+    this_month = Q(prisoner=prisoner, allowance_month=month, status__in=ALLOWANCE_STATUSES)
+    rows = Booking.objects.filter(overlaps | this_month)
     if exclude_booking_id is not None:
-        overlapping = overlapping.exclude(pk=exclude_booking_id)
-    if overlapping.filter(prisoner=prisoner).exists():
+        rows = rows.exclude(pk=exclude_booking_id)
+    busy: set[int] = set()
+    prisoner_busy, used = False, 0
+    for prisoner_id, terminal_id, starts_at, ends_at, status, allowance_month in rows.values_list(
+        "prisoner_id", "terminal_id", "starts_at", "ends_at", "status", "allowance_month"
+    ):
+        mine = prisoner_id == prisoner.pk
+        if status in ACTIVE_STATUSES and starts_at < slot.ends_at and ends_at > slot.starts_at:
+            busy.add(terminal_id)
+            prisoner_busy = prisoner_busy or mine
+        if mine and allowance_month == month and status in ALLOWANCE_STATUSES:
+            used += 1
+    if prisoner_busy:
         raise BookingRefused(
             RuleCode.ALREADY_BOOKED,
             f"{prisoner.prison_number} already has a call at {slot_label(slot.local_start)}. "
             "Choose another time.",
         )
-    month = slot.local_start.date().replace(day=1)
-    used = allowance_used(prisoner.pk, month, exclude_booking_id=exclude_booking_id)
     if used >= establishment.calls_per_month:
         calls = "call" if establishment.calls_per_month == 1 else "calls"
         raise BookingRefused(
@@ -286,9 +338,6 @@ def _reserve_terminal(
             f"{calls} in {month:%B}. Your next call with {prisoner.prison_number} can be "
             f"booked for any day from {day_label(next_month(month))}.",
         )
-    busy = set(
-        overlapping.filter(terminal_id__in=terminal_ids).values_list("terminal_id", flat=True)
-    )
     free = [pk for pk in terminal_ids if pk not in busy]
     if not free:
         raise BookingRefused(
@@ -296,9 +345,7 @@ def _reserve_terminal(
             f"Every call at {slot_label(slot.local_start)} has just been booked. "
             "Choose another time.",
         )
-    chosen = prefer_terminal_id if prefer_terminal_id in free else free[0]
-    # No fetch needed: the id was just read and locked.
-    return Terminal(pk=chosen, establishment=establishment), month
+    return free, month
 
 
 def _refusal_from_integrity_error(exc: IntegrityError) -> BookingRefused:
@@ -367,6 +414,41 @@ def booking_create(
         raise _refusal_from_integrity_error(exc) from exc
 
 
+def check_bookable(
+    *,
+    connection: Connection,
+    lead: VisitorProfile,
+    starts_at: datetime,
+    establishment: Establishment,
+    now: datetime,
+) -> Slot:
+    """Every rule a family can be told about before confirming, without locks.
+
+    The booking page asks first, so that a full slot or a used allowance is said at
+    once instead of after the form (booking_create checks everything again under the
+    locks: this answer can be stale by the time the family confirms)."""
+    check_establishment_live(establishment)
+    check_lead_visitor(connection, lead)
+    if establishment.request_mode == RequestMode.PRISONER:
+        raise _requests_only(establishment)
+    prisoner = connection.prisoner
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    check_prisoner_available(prisoner, establishment, day)
+    slot = check_slot(establishment, starts_at, now=now)
+    _free_terminals(
+        establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=slot.terminal_ids
+    )
+    return slot
+
+
+def _requests_only(establishment: Establishment) -> BookingRefused:
+    return BookingRefused(
+        RuleCode.REQUESTS_ONLY,
+        f"At {establishment.name} the person in prison asks for calls. When they do, "
+        "you will get an email and can accept the call on your calls page.",
+    )
+
+
 @transaction.atomic
 def _booking_create(
     *,
@@ -381,16 +463,12 @@ def _booking_create(
     actor: Actor,
     now: datetime,
 ) -> Booking:
-    prisoner = Prisoner.objects.select_related("establishment").get(pk=connection.prisoner_id)
+    prisoner = connection.prisoner  # the views select it with the connection
     establishment = establishment or prisoner.establishment
     check_establishment_live(establishment)
     check_lead_visitor(connection, lead)
     if establishment.request_mode == RequestMode.PRISONER:
-        raise BookingRefused(
-            RuleCode.REQUESTS_ONLY,
-            f"At {establishment.name} the person in prison asks for calls. When they do, "
-            "you will get an email and can accept the call on your calls page.",
-        )
+        raise _requests_only(establishment)
     day = timezone.localtime(starts_at, establishment.tz).date()
     check_prisoner_available(prisoner, establishment, day)
     slot = check_slot(establishment, starts_at, now=now)
@@ -429,13 +507,14 @@ def _booking_create(
         actor=actor,
         aup_accepted_at=now,
     )
-    _add_party(booking, party)
+    _add_party(booking, party, new=True)
     notifications.queue_booking_email(booking.pk, notifications.CONFIRMED)
     return booking
 
 
-def _add_party(booking: Booking, party: Party) -> None:
-    BookingVisitor.objects.filter(booking=booking).delete()
+def _add_party(booking: Booking, party: Party, *, new: bool = False) -> None:
+    if not new:
+        BookingVisitor.objects.filter(booking=booking).delete()
     BookingVisitor.objects.bulk_create(
         [BookingVisitor(booking=booking, profile=party.lead)]
         + [BookingVisitor(booking=booking, profile=p) for p in party.others]

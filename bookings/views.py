@@ -60,6 +60,16 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
     return render(request, "bookings/portal.html", context)
 
 
+FIXABLE_ON_THE_FORM = frozenset(
+    {
+        RuleCode.AUP_NOT_ACCEPTED,
+        RuleCode.TOO_MANY_VISITORS,
+        RuleCode.NO_ADULT,
+        RuleCode.VISITOR_NOT_APPROVED,  # someone in the party: take them off
+    }
+)
+
+
 def _own_connection(
     profile: VisitorProfile, establishment: Establishment, value: object
 ) -> Connection:
@@ -86,12 +96,19 @@ def _own_connection(
 @require_http_methods(["GET", "POST"])
 def book(request: HttpRequest, code: str) -> HttpResponse:
     """Step 2 of booking: who joins, the acceptable use policy, then confirm."""
-    establishment = get_object_or_404(Establishment, code=code)
-    profile = selectors.visitor_profile_for(request.user)
-    if profile is None:
-        messages.error(request, "Set up your account and prove who you are before booking.")
-        return redirect("bookings:my_bookings")
     data = request.POST if request.method == "POST" else request.GET
+    # The usual case in one query: the family's own approved connection here, with
+    # their profile, the prisoner and the establishment.
+    own = selectors.own_connection_at(request.user, code, data.get("connection", ""))
+    if own is not None:
+        establishment, profile = own.prisoner.establishment, own.visitor
+    else:
+        establishment = get_object_or_404(Establishment, code=code)
+        found = selectors.visitor_profile_for(request.user)
+        if found is None:
+            messages.error(request, "Set up your account and prove who you are before booking.")
+            return redirect("bookings:my_bookings")
+        profile = found
     form = BookingForm(
         data if request.method == "POST" else None,
         initial={
@@ -104,15 +121,20 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
     connection: Connection | None = None
     starts_at = None
     try:
-        connection = _own_connection(profile, establishment, data.get("connection", ""))
+        connection = own or _own_connection(profile, establishment, data.get("connection", ""))
         starts_at = selectors.parse_slot_key(str(data.get("slot", "")))
         if starts_at is None:
             raise BookingRefused(
                 RuleCode.SLOT_NOT_OFFERED, "Choose one of the times on the booking page."
             )
         if request.method == "GET":
-            services.check_establishment_live(establishment)
-            services.check_slot(establishment, starts_at, now=timezone.now())
+            services.check_bookable(
+                connection=connection,
+                lead=profile,
+                starts_at=starts_at,
+                establishment=establishment,
+                now=timezone.now(),
+            )
         elif form.is_valid():
             booking = services.booking_create(
                 connection=connection,
@@ -138,6 +160,8 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
     chosen_dependants = (
         set(request.POST.getlist("dependants")) if request.method == "POST" else set()
     )
+    # After a refusal the form comes back only when the family can fix it there.
+    show_form = refusal is None or refusal.code in FIXABLE_ON_THE_FORM
     status = 200 if refusal is None and not form.errors else 400
     if refusal is not None and refusal.code in (RuleCode.SLOT_FULL, RuleCode.BUSY):
         status = 409
@@ -157,6 +181,7 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
             "family_start": family_start,
             "local": local,
             "profile": profile,
+            "show_form": show_form,
         },
         status=status,
     )

@@ -119,9 +119,11 @@ DATABASES["default"]["TEST"] = {"NAME": _test_name}
 # Under daphne every concurrent request runs its sync view in its own thread with its
 # own connection: 200 concurrent users opened > 100 connections and PostgreSQL refused
 # them ("too many clients", 29 % errors in bench/load.py). DATABASE_POOL_SIZE=N shares a
-# psycopg pool of at most N connections per process; requests wait up to
-# DATABASE_POOL_TIMEOUT seconds for one instead of failing.
-DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0, minimum=0)
+# psycopg pool of at most N connections per process (default 10; 0 turns it off);
+# requests wait up to DATABASE_POOL_TIMEOUT seconds for one instead of failing. A pool
+# also saves a PostgreSQL connection (a forked backend) per request. The test suite
+# keeps Django's own per-thread connections unless it is asked for a pool.
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 0 if TESTING else 10, minimum=0)
 if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": min(2, DATABASE_POOL_SIZE),

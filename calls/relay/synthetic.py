@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 WIDTH, HEIGHT = 640, 480
@@ -183,7 +183,8 @@ class SyntheticPeer:
         video: NumberedVideoTrack | None = None,
     ) -> None:
         self.side = side
-        self.pc = RTCPeerConnection()
+        # No ICE servers: the default public STUN server costs a timeout offline.
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.video = (video or NumberedVideoTrack(side, fps)) if send else None
         self.received = Received()
         self.other_track = peer_track  # the other side's sender, for latency

@@ -17,7 +17,7 @@ from datetime import date, timedelta
 import pytest
 from django.db import connection, connections
 
-from bookings import selectors, services
+from bookings import services
 from bookings.models import Booking, BookingStatus
 from bookings.rules import BookingRefused
 from tests import factories
@@ -36,14 +36,16 @@ def _postgres_only() -> None:
 
 @pytest.fixture
 def slow_allowance_count(monkeypatch):  # type: ignore[no-untyped-def]
-    original = selectors.allowance_used
+    """Widen the gap between reading availability (the slot's bookings and the
+    prisoner's allowance) and writing the booking, as a busy server would."""
+    original = services._free_terminals
 
-    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
-        used = original(*args, **kwargs)
+    def slow(**kwargs):  # type: ignore[no-untyped-def]
+        answer = original(**kwargs)
         time.sleep(0.05)
-        return used
+        return answer
 
-    monkeypatch.setattr(services, "allowance_used", slow)
+    monkeypatch.setattr(services, "_free_terminals", slow)
 
 
 def run_together(attempts: list) -> Counter[str]:  # type: ignore[type-arg]

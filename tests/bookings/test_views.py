@@ -148,6 +148,72 @@ def test_another_familys_connection_and_unapproved_visitors(client, world) -> No
     assert Booking.objects.count() == 0
 
 
+def book_page(client, world):  # type: ignore[no-untyped-def]
+    return client.get(book_url(world) + f"?connection={world.connection.pk}&slot={SLOT}")
+
+
+def fill_slot(world) -> None:  # type: ignore[no-untyped-def]
+    for terminal in world.terminals:
+        other = factories.ConnectionFactory(
+            status=ConnectionStatus.APPROVED,
+            prisoner=factories.PrisonerFactory(establishment=world.establishment),
+        )
+        factories.BookingFactory(
+            establishment=world.establishment,
+            prisoner=other.prisoner,
+            connection=other,
+            lead_visitor=other.visitor,
+            terminal=terminal,
+            starts_at=uk(WED, 9, 30),
+        )
+
+
+@pytest.mark.parametrize("fault", ["slot_full", "allowance_used", "already_booked"])
+def test_the_booking_page_says_at_once_when_the_call_cannot_be_booked(client, world, fault) -> None:  # type: ignore[no-untyped-def]
+    """A full slot or a used allowance is said before the form, not after it."""
+    if fault == "slot_full":
+        fill_slot(world)
+        code, status = "SLOT_FULL", 409
+    else:
+        # The prisoner's one call this month, booked by someone else in the family...
+        starts = uk(WED, 9, 30) if fault == "already_booked" else uk(date(2026, 11, 20), 10, 0)
+        factories.BookingFactory(
+            establishment=world.establishment,
+            prisoner=world.prisoner,
+            terminal=world.terminals[0],
+            starts_at=starts,
+        )
+        code = "ALREADY_BOOKED" if fault == "already_booked" else "NO_ALLOWANCE"
+        status = 400
+    client.force_login(world.user)
+    page = book_page(client, world)
+    content = page.content.decode()
+    assert page.status_code == status
+    assert f'data-code="{code}"' in content
+    assert 'name="idempotency_key"' not in content  # no form to fill in for nothing
+    assert "Choose another time" in content
+
+
+def test_a_refusal_the_family_can_fix_keeps_the_form(client, world) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(world.user)
+    response = post_booking(client, world, aup=None)
+    assert 'data-code="AUP_NOT_ACCEPTED"' in response.content.decode()
+    assert 'name="idempotency_key"' in response.content.decode()
+
+
+def test_booking_page_and_booking_query_budget(  # type: ignore[no-untyped-def]
+    client, world, django_assert_max_num_queries
+) -> None:
+    """The booking rush's two requests (bench/booking_rush.py): no per-slot or repeated
+    reads. Counted with the session, user and account reads of every request (the
+    booking adds two lock statements on PostgreSQL)."""
+    client.force_login(world.user)
+    with django_assert_max_num_queries(12):
+        assert book_page(client, world).status_code == 200
+    with django_assert_max_num_queries(21):
+        assert post_booking(client, world).status_code == 302
+
+
 def test_a_blocked_date_slot_is_refused(client, world) -> None:  # type: ignore[no-untyped-def]
     BlockedDate.objects.create(establishment=world.establishment, date=WED, reason="lockdown")
     client.force_login(world.user)

@@ -17,7 +17,10 @@ from tests.calls.test_consumer import FINGERPRINT, SENDRECV_OFFER, next_of, open
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-OFFER = {"type": "offer", "sdp": SENDRECV_OFFER.format(direction="sendrecv", fingerprint=FINGERPRINT)}
+OFFER = {
+    "type": "offer",
+    "sdp": SENDRECV_OFFER.format(direction="sendrecv", fingerprint=FINGERPRINT),
+}
 
 
 async def pinned_to(call_id, relay_id: str) -> Call:  # type: ignore[no-untyped-def]

@@ -28,8 +28,13 @@ def pool_for(**env: str) -> object:
     return json.loads(output.stdout.strip().splitlines()[-1])
 
 
-def test_no_pool_by_default() -> None:
-    assert pool_for(DATABASE_URL="postgres://u@127.0.0.1:5432/db") is None
+def test_a_pool_of_ten_by_default_on_postgresql() -> None:
+    pool = pool_for(DATABASE_URL="postgres://u@127.0.0.1:5432/db")
+    assert pool == {"min_size": 2, "max_size": 10, "timeout": 20}
+
+
+def test_size_zero_turns_the_pool_off() -> None:
+    assert pool_for(DATABASE_URL="postgres://u@127.0.0.1:5432/db", DATABASE_POOL_SIZE="0") is None
 
 
 def test_a_bounded_pool_when_asked() -> None:

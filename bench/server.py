@@ -1,0 +1,128 @@
+"""Starting the service for a bench: production settings, loopback only, bounded waits.
+
+The benches measure what a prison would run, so the servers they start have
+``DEBUG=false`` (Django's debug mode records every query and serves the debug error
+page) with a throw-away secret key; plain HTTP on 127.0.0.1 needs no HTTPS redirect.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import os
+import secrets
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# One secret key and one face-encryption key for the whole bench run, in this process
+# too: the bench seeds sessions and data with them and the servers it starts read them.
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(64))
+os.environ.setdefault(
+    "FACE_ENCRYPTION_KEY", base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+)
+
+
+def server_environment(
+    database_url: str, *, redis_url: str | None = None, **extra: str
+) -> dict[str, str]:
+    """The environment of a bench's daphne / worker / relay: production settings."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "purplevisits.settings",
+        "DATABASE_URL": database_url,
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "false",
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
+        "LOG_LEVEL": "WARNING",
+        **extra,
+    }
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+_static_collected = False
+
+
+def collect_static(env: dict[str, str]) -> None:
+    """Production settings serve hashed static names from a manifest: build it once."""
+    global _static_collected
+    if not _static_collected:
+        subprocess.run(
+            [str(ROOT / ".venv/bin/python"), "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            timeout=300,
+        )
+        _static_collected = True
+
+
+def start_daphne(
+    env: dict[str, str], port: int, *, log: Path | None = None, wait: bool = True
+) -> subprocess.Popen[bytes]:
+    """daphne on 127.0.0.1:``port``; output to ``log`` (else discarded)."""
+    collect_static(env)
+    command = [str(ROOT / ".venv/bin/daphne"), "-b", "127.0.0.1", "-p", str(port)]
+    command.append("purplevisits.asgi:application")
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as output:
+            process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT
+            )
+    else:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+    return wait_until_serving(process, port) if wait else process
+
+
+def wait_until_serving(
+    process: subprocess.Popen[bytes], port: int, timeout: float = 30
+) -> subprocess.Popen[bytes]:
+    """Return the server once /healthz answers on 127.0.0.1:port (``timeout`` s at most)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"the server on port {port} exited with {process.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz", headers={"Host": "127.0.0.1"})
+            conn.getresponse().read()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit(f"the server on port {port} did not start within {timeout:.0f} s")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a running process (Linux /proc); 0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def signed_in_session(user: object, *, staff: bool = False) -> str:
+    """A database session for ``user`` as signing in makes it (needs Django set up)."""
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from purplevisits.middleware import IS_STAFF, LAST_ACTIVITY, SESSION_STARTED
+
+    store = SessionStore()
+    store["_auth_user_id"] = str(user.pk)  # type: ignore[attr-defined]
+    store["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    store["_auth_user_hash"] = user.get_session_auth_hash()  # type: ignore[attr-defined]
+    # What purplevisits.signals records at sign-in, so no request has to.
+    store[SESSION_STARTED] = store[LAST_ACTIVITY] = time.time()
+    store[IS_STAFF] = staff
+    store.create()
+    return store.session_key or ""
