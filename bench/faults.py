@@ -488,7 +488,7 @@ def drill_redis(env: dict[str, str], port: int, world: Any, redis_url: str) -> N
     from channels.layers import get_channel_layer
 
     from calls import services as call_services
-    from purplevisits.realtime import establishment_group
+    from purplevisits.realtime import call_group, establishment_group
 
     call = call_services.call_open(booking=world.objects["booking_a"])
     family_session = session_for(world.users["family_a"])
@@ -562,6 +562,22 @@ def drill_redis(env: dict[str, str], port: int, world: Any, redis_url: str) -> N
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
             family_after = "silent (heartbeat accepted, nothing sent back)"
         print(f"  the family's old call socket after the restart: {family_after}")
+        # Still open? Then its heartbeat put it back in the call's group and a staff
+        # message must reach it; or the server closes it and the browser reconnects.
+        await asyncio.get_running_loop().run_in_executor(None, push_call_message)
+        outcome = "nothing within 3 s"
+        try:
+            while True:
+                kind, message = await family.receive(3)
+                if kind == "close":
+                    outcome = f"closed by the server ({message}): the browser reconnects"
+                    break
+                if kind == "text" and message.get("type") == "message":
+                    outcome = "a staff message pushed to the call's group reached it"
+                    break
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        print(f"  then: {outcome}")
         family.close()
         await rejoin_call(began)
         retry, reopened, fresh = 0, None, None
@@ -594,6 +610,11 @@ def drill_redis(env: dict[str, str], port: int, world: Any, redis_url: str) -> N
                 pass
             print(f"  a group push after the restart reached the dashboard: {bool(got)}")
             fresh.close()
+
+    def push_call_message() -> None:
+        async_to_sync(get_channel_layer().group_send)(
+            call_group(str(call.pk)), {"type": "call.message", "text": "after the restart"}
+        )
 
     def push(x: Any) -> None:
         async_to_sync(get_channel_layer().group_send)(
@@ -638,7 +659,10 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.db import connections
+
     for name in args.drills:
+        connections.close_all()  # the postgres drill kills this process's connection too
         world = seed()
         print(f"== {name}")
         started = time.monotonic()

@@ -57,7 +57,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--slots", type=int, default=20)
     parser.add_argument("--terminals", type=int, default=11)
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="daphne processes (ports --port, --port+1, …; users spread over them as a "
+        "load balancer would). Default: one per core",
+    )
     args = parser.parse_args()
+    if not 1 <= args.processes <= 8:
+        raise SystemExit("--processes must be 1..8")
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith(("postgres://", "postgresql://")):
         print("skipped: set DATABASE_URL to a PostgreSQL server (the bench creates bench_load)")
@@ -71,7 +80,11 @@ def main() -> None:
     t0 = time.perf_counter()
     slot_keys, families = booking_rush.seed(args.users, args.slots, args.terminals)
     print(f"seeded {len(families)} families on {BENCH_DB} in {time.perf_counter() - t0:.1f} s")
-    server = start_server(database_url, args.port, ROOT / "var" / "bench_load_server.log")
+    ports = [args.port + n for n in range(args.processes)]
+    servers = [
+        start_server(database_url, port, ROOT / "var" / f"bench_load_server_{port}.log")
+        for port in ports
+    ]
     code = booking_rush.CODE
     pages = {
         "home": "/",
@@ -93,7 +106,7 @@ def main() -> None:
     def user(session_and_connection: tuple[str, int]) -> None:
         nonlocal booked
         session, connection_id = session_and_connection
-        client = booking_rush.Client("127.0.0.1", args.port, session)
+        client = booking_rush.Client("127.0.0.1", ports[connection_id % len(ports)], session)
         rng = random.Random(connection_id)
         name = "home"
         try:
@@ -134,12 +147,16 @@ def main() -> None:
             list(pool.map(user, families))
     finally:
         wall = time.perf_counter() - started
-        server.terminate()
-        server.wait(10)
+        for server in servers:
+            server.terminate()
+            server.wait(10)
 
     total = sum(len(v) for v in latencies.values())
     failed = sum(errors.values())
-    print(f"{args.users} concurrent users, {args.rounds} rounds of pages, then one booking each")
+    print(
+        f"{args.users} concurrent users, {args.rounds} rounds of pages, then one booking each; "
+        f"{len(ports)} web processes"
+    )
     for name, values in latencies.items():
         if values:
             print(

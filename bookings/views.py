@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib import messages
@@ -27,8 +28,26 @@ def _in_zone(moment: datetime | None, local: selectors.LocalTime, fmt: str) -> s
     return moment.astimezone(local.zone).strftime(fmt)
 
 
-def _family_times(slots: list[selectors.Slot], local: selectors.LocalTime) -> dict[str, str]:
-    return {slot.key: _in_zone(slot.starts_at, local, "%a %H:%M") for slot in slots}
+@dataclass(frozen=True)
+class SlotChoice:
+    """One free slot as the portal lists it."""
+
+    key: str  # the form value (UTC start)
+    dom_id: str
+    times: str  # establishment (UK) time, "09:30–10:00"
+    family_time: str  # the family's own time, or ""
+    free: int
+
+
+def _slot_choice(slot: selectors.Slot, local: selectors.LocalTime) -> SlotChoice:
+    key = slot.key
+    return SlotChoice(
+        key=key,
+        dom_id="slot-" + key.replace(":", "").lower(),
+        times=f"{slot.local_start:%H:%M}–{slot.local_end:%H:%M}",
+        family_time=_in_zone(slot.starts_at, local, "%a %H:%M"),
+        free=slot.free,
+    )
 
 
 def portal(request: HttpRequest, code: str) -> HttpResponse:
@@ -44,9 +63,10 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
         return render(request, "bookings/portal_requests.html", context)
     slots = [slot for slot in selectors.bookable_slots(establishment) if slot.free > 0]
     local = selectors.family_time_zone(profile, establishment)
-    family_times = _family_times(slots, local)
+    # Labels made here, once per slot: a month of slots through template filters was
+    # two thirds of this page's time.
     days = [
-        (day, [(slot, family_times.get(slot.key)) for slot in day_slots])
+        (day, [_slot_choice(slot, local) for slot in day_slots])
         for day, day_slots in selectors.group_by_day(slots)
     ]
     first_day, last_day = selectors.booking_window(establishment)
