@@ -394,6 +394,8 @@ class CallConsumer(AsyncWebsocketConsumer):
         browser would only notice when its peer connection fails, about 30 s later.
         """
         channel = self.relay_channel
+        if channel is None:
+            return
         try:
             live = await sync_to_async(relay_is_live, thread_sensitive=False)(channel)
         except Exception:  # the registry (Redis) is unreachable: say nothing yet

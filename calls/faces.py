@@ -103,6 +103,16 @@ def load_plan(call_id: str) -> FacePlan | None:
     )
 
 
+def _record_checks_off(call_id: str) -> None:
+    """The dashboard's alert for a call whose family side is not checked (sync)."""
+    from monitoring.services import alert_face_checks_off
+
+    try:
+        alert_face_checks_off(call_id=call_id)
+    except Exception:  # the checks go on whatever happens to the alert
+        logger.exception("Call %s: could not record the face-checks-off alert.", call_id)
+
+
 def _pause(call_id: str, side: str, detail: dict[str, Any], snapshot: bytes) -> dict[str, Any]:
     """Pause the call and raise the alert (sync, in a thread). Returns news for monitors."""
     from calls.models import Call, PauseReason
@@ -164,6 +174,7 @@ class CallFaceChecks:
                     plan.unenrolled,
                 )
                 await self._tell_monitors(self._off_alert())
+                await database_sync_to_async(_record_checks_off)(self.call_id)
             if not plan.family_checked and plan.prisoner is None:
                 return  # nothing to check on this call
             checker = FaceChecker.for_establishment(
@@ -209,7 +220,7 @@ class CallFaceChecks:
         }
 
     def _on_peer(self, role: str, channel: str) -> None:
-        # A monitor who joins later is told too (the alert is not stored).
+        # A monitor who joins later is told too (the dashboard has the stored alert).
         if role == "monitor" and self.plan is not None and not self.plan.family_checked:
             asyncio.ensure_future(self._send_to(channel, self._off_alert()))
 

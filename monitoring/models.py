@@ -80,6 +80,7 @@ class AuditEntry(models.Model):
 class AlertKind(models.TextChoices):
     UNAPPROVED_FACE = "unapproved_face", "Unapproved face on camera"
     PARTICIPANT_DROPPED = "participant_dropped", "Participant dropped"
+    FACE_CHECKS_OFF = "face_checks_off", "Face checks off: someone was verified by hand"
 
 
 def _snapshot_path(instance: models.Model, filename: str) -> str:

@@ -150,6 +150,20 @@ def alert_participant_dropped(*, call_id: Any, side: str) -> Alert | None:
     return alert
 
 
+def alert_face_checks_off(*, call_id: Any) -> Alert | None:
+    """The family side of this call is not face-checked (someone on it was verified by
+    hand): the dashboard says so, once per call, so officers know to watch it."""
+    call = Call.objects.select_related("booking").filter(pk=call_id).first()
+    if call is None:
+        return None
+    with transaction.atomic():
+        # One per call, even when a relay takes the call over and starts again.
+        Call.objects.select_for_update().filter(pk=call.pk).first()
+        if Alert.objects.filter(call=call, kind=AlertKind.FACE_CHECKS_OFF).exists():
+            return None
+        return alert_raise(call=call, kind=AlertKind.FACE_CHECKS_OFF, side="family")
+
+
 # --- Staff test calls ---------------------------------------------------------------
 
 

@@ -220,6 +220,11 @@ async def test_a_person_verified_by_hand_turns_family_checks_off_and_monitors_ar
         "family",
         "manual_verification",
     )
+    # The establishment's dashboard has it too, stored once for the call.
+    stored = await sync_to_async(
+        lambda: list(Alert.objects.filter(call=call).values_list("kind", "side"))
+    )()
+    assert stored == [("face_checks_off", "family")]
     checker = checks.checker
     assert checker is not None and checker.sides == ("prisoner",)  # prisoner still checked
     relay_call = relay.calls[str(call.pk)]

@@ -243,3 +243,17 @@ def test_acknowledge_without_javascript(client, people, establishment_x) -> None
     alert.refresh_from_db()
     assert alert.acknowledged_by == people.officer_x
     assert AuditEntry.objects.filter(action="alert_acknowledge").count() == 1
+
+
+def test_face_checks_off_is_one_dashboard_alert_per_call(client, people, establishment_x) -> None:  # type: ignore[no-untyped-def]
+    from monitoring.services import alert_face_checks_off
+
+    call = todays_call(establishment_x)
+    first = alert_face_checks_off(call_id=call.pk)
+    assert first is not None and (first.kind, first.side) == ("face_checks_off", "family")
+    # A second relay starting the same call's checks does not raise it again.
+    assert alert_face_checks_off(call_id=call.pk) is None
+    assert Alert.objects.filter(call=call).count() == 1
+    client.force_login(people.officer_x)
+    page = client.get(reverse("monitoring:dashboard", args=[establishment_x.code]))
+    assert "Face checks off: someone was verified by hand" in page.content.decode()
