@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from establishments.models import Establishment, Prisoner
 from establishments.selectors import has_role_at
@@ -217,6 +217,28 @@ def prisoner_for_staff(establishment: Establishment, prison_number: str) -> Pris
     return Prisoner.objects.filter(
         establishment=establishment, prison_number=prison_number.strip().upper()[:7]
     ).first()
+
+
+PRISONERS_PER_PAGE = 50
+
+
+def prisoners_with_enrolment(establishment: Establishment, query: str = "") -> QuerySet[Prisoner]:
+    """The establishment's prisoners (matching ``query``: number or name), each with
+    ``enrolled_at`` (None without a face photo); one query."""
+    prisoners = Prisoner.objects.filter(establishment=establishment).annotate(
+        enrolled_at=Subquery(
+            FaceEnrolment.objects.filter(prisoner=OuterRef("pk")).values("created_at")[:1]
+        )
+    )
+    words = query.split()[:4]
+    for word in words:
+        word = word[:40]
+        prisoners = prisoners.filter(
+            Q(prison_number__iexact=word)
+            | Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+        )
+    return prisoners.order_by("last_name", "first_name", "prison_number")
 
 
 def prisoner_enrolled_at(prisoner: Prisoner):  # type: ignore[no-untyped-def]

@@ -811,6 +811,28 @@ def encodings_delete_stale(*, now: datetime | None = None) -> int:
 # --- Prisoner enrolment (the photo the terminal's face checks compare with) -------------
 
 
+def prisoner_enrolment_remove(
+    *, prisoner: Prisoner, by: User, establishment: Establishment
+) -> bool:
+    """Delete the prisoner's face encoding (released, transferred, or a bad photo).
+
+    Calls already running keep the copy their relay loaded; later calls are not checked
+    on the prisoner's side until a new photo is enrolled. False if there was none."""
+    if prisoner.establishment_id != establishment.pk:
+        raise IdentityError("NOT_HERE", "This prisoner is not held at this prison.")
+    with transaction.atomic():
+        removed, _ = FaceEnrolment.objects.filter(prisoner=prisoner).delete()
+        if removed:
+            audit_record(
+                actor=by,
+                action=AuditAction.PRISONER_ENROL_REMOVE,
+                establishment=establishment,
+                target=prisoner,
+                detail={"prison_number": prisoner.prison_number},
+            )
+    return bool(removed)
+
+
 def prisoner_enrol(
     *, prisoner: Prisoner, photo: ContentFile, by: User, establishment: Establishment
 ) -> FaceEnrolment:

@@ -22,10 +22,16 @@ urlpatterns = [
     path("me/connect/", views.me_connect, name="me_connect"),
     path("me/delete/", views.me_delete, name="me_delete"),
     path("staff/", views.staff_home, name="staff_home"),
+    path("staff/<slug:code>/prisoners/", views.staff_prisoners, name="identity_staff_prisoners"),
     path(
         "staff/<slug:code>/prisoners/<str:prison_number>/photo/",
         views.staff_prisoner_photo,
         name="identity_staff_prisoner_photo",
+    ),
+    path(
+        "staff/<slug:code>/prisoners/<str:prison_number>/photo/remove/",
+        views.staff_prisoner_photo_remove,
+        name="identity_staff_prisoner_photo_remove",
     ),
     path("staff/<slug:code>/identity/", views.staff_queue, name="identity_staff_queue"),
     path(

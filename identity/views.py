@@ -12,11 +12,12 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from establishments.models import Establishment
 from establishments.permissions import role_required
@@ -453,6 +454,47 @@ def staff_connection(
             "is_pending": is_pending,
             "can_revoke": connection.status == ConnectionStatus.APPROVED,
         },
+    )
+
+
+@role_required("visits_admin")
+@require_GET
+def staff_prisoners(request: HttpRequest, establishment: Establishment) -> HttpResponse:
+    """The establishment's prisoners and whether each has a face photo for the checks."""
+    query = request.GET.get("q", "")[:100]
+    paginator = Paginator(
+        selectors.prisoners_with_enrolment(establishment, query), selectors.PRISONERS_PER_PAGE
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "identity/staff_prisoners.html",
+        {"establishment": establishment, "page": page, "query": query},
+    )
+
+
+@role_required("visits_admin")
+@require_POST
+def staff_prisoner_photo_remove(
+    request: HttpRequest, prison_number: str, establishment: Establishment
+) -> HttpResponse:
+    prisoner = selectors.prisoner_for_staff(establishment, prison_number)
+    if prisoner is None:
+        raise Http404("No such prisoner here.")
+    removed = services.prisoner_enrolment_remove(
+        prisoner=prisoner,
+        by=request.user,  # type: ignore[arg-type]
+        establishment=establishment,
+    )
+    name = f"{prisoner.first_name} {prisoner.last_name}"
+    if removed:
+        messages.success(request, f"The photo of {name} is removed.")
+    else:
+        messages.info(request, f"{name} had no photo enrolled.")
+    return redirect(
+        "identity_staff_prisoner_photo",
+        code=establishment.code,
+        prison_number=prisoner.prison_number,
     )
 
 

@@ -28,6 +28,7 @@ class AuditAction(models.TextChoices):
     SCHEDULE_CHANGE = "schedule_change", "Changed the schedule"
     BLOCKED_DATE_ADD = "blocked_date_add", "Blocked a date"
     PRISONER_ENROL = "prisoner_enrol", "Enrolled a prisoner's photo"
+    PRISONER_ENROL_REMOVE = "prisoner_enrol_remove", "Removed a prisoner's photo"
     SNAPSHOT_VIEW = "snapshot_view", "Viewed an evidence snapshot"
     PERMISSION_DENIED = "permission_denied", "Was refused an action"
     ALERT_ACKNOWLEDGE = "alert_acknowledge", "Acknowledged an alert"

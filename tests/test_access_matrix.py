@@ -202,6 +202,10 @@ DECISIONS: dict[str, Decision] = {
     ),
     "monitoring:test_calls": VISITS_ADMIN_AT_X,
     "identity_staff_prisoner_photo": VISITS_ADMIN_AT_X,
+    "identity_staff_prisoners": VISITS_ADMIN_AT_X,
+    "identity_staff_prisoner_photo_remove": row(
+        LOGIN, 403, 403, 403, 403, to("/staff/xanadu/prisoners/"), 404, 403, method="post"
+    ),
     # Django admin's sign-in and sign-out pages.
     "admin:login": PUBLIC,
     "admin:logout": row(*[to("/admin/")] * 3, TERMINAL, *[to("/admin/")] * 4),

@@ -111,3 +111,56 @@ def test_a_prisoner_of_another_prison_or_unknown_is_not_found(  # type: ignore[n
 def test_anonymous_is_sent_to_sign_in(client, prisoner) -> None:  # type: ignore[no-untyped-def]
     response = client.get(url(prisoner))
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_the_list_shows_who_has_a_photo_and_finds_by_number_or_name(  # type: ignore[no-untyped-def]
+    client, people, establishment_x, django_assert_max_num_queries
+) -> None:
+    enrolled = factories.PrisonerFactory(establishment=establishment_x, last_name="Abbott")
+    FaceEnrolment.objects.create(prisoner=enrolled, encoding_encrypted=b"x")
+    without = factories.PrisonerFactory(establishment=establishment_x, last_name="Zephyr")
+    elsewhere = factories.PrisonerFactory(last_name="Abbott")
+    for _ in range(60):  # more than a page
+        factories.PrisonerFactory(establishment=establishment_x, last_name="Middleton")
+    client.force_login(people.visits_admin_x)
+    listing_url = reverse("identity_staff_prisoners", args=["xanadu"])
+    with django_assert_max_num_queries(10):
+        first = client.get(listing_url).content.decode()
+    assert "62 prisoners" in first and "Page 1 of 2" in first
+    assert enrolled.prison_number in first and "Enrolled" in first
+    found = client.get(listing_url, {"q": "abbott"}).content.decode()
+    assert enrolled.prison_number in found and elsewhere.prison_number not in found
+    by_number = client.get(listing_url, {"q": without.prison_number.lower()}).content.decode()
+    assert without.prison_number in by_number and "<strong>None</strong>" in by_number
+    hostile = client.get(listing_url, {"q": "<script>" * 50, "page": "x' OR 1=1"})
+    assert hostile.status_code == 200 and b"<script><script>" not in hostile.content
+    assert (
+        reverse("identity_staff_prisoners", args=["xanadu"]).encode()
+        in client.get(reverse("staff_home")).content
+    )
+
+
+def test_visits_admin_removes_a_photo_and_it_is_audited(client, people, prisoner) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(people.visits_admin_x)
+    client.post(url(prisoner), {"photo": upload("p.jpg", face_bytes("obama.jpg"))})
+    assert b"Remove this prisoner" in client.get(url(prisoner)).content
+    remove = reverse(
+        "identity_staff_prisoner_photo_remove", args=["xanadu", prisoner.prison_number]
+    )
+    assert client.get(remove).status_code == 405
+    response = client.post(remove, follow=True)
+    assert response.redirect_chain[-1][0] == url(prisoner)
+    assert b"is removed" in response.content and b"No photo is enrolled" in response.content
+    assert not FaceEnrolment.objects.filter(prisoner=prisoner).exists()
+    entry = AuditEntry.objects.get(action=AuditAction.PRISONER_ENROL_REMOVE)
+    assert entry.actor == people.visits_admin_x and entry.target_id == str(prisoner.pk)
+    # Again: nothing to remove, nothing audited.
+    assert b"had no photo" in client.post(remove, follow=True).content
+    assert AuditEntry.objects.filter(action=AuditAction.PRISONER_ENROL_REMOVE).count() == 1
+    # An officer cannot; nor can a visits admin of another prison.
+    FaceEnrolment.objects.create(prisoner=prisoner, encoding_encrypted=b"x")
+    client.force_login(people.officer_x)
+    assert client.post(remove).status_code == 403
+    client.force_login(people.visits_admin_y)
+    assert client.post(remove).status_code == 404
+    assert FaceEnrolment.objects.filter(prisoner=prisoner).exists()

@@ -101,6 +101,7 @@ PAGES = [
     ("officer_x", "/staff/xanadu/bookings/"),
     ("visits_admin_x", "/staff/xanadu/identity/"),
     ("visits_admin_x", "/staff/xanadu/audit/"),
+    ("visits_admin_x", "/staff/xanadu/prisoners/"),
     ("hq", "/hq/"),
     ("anonymous", "/no-such-page/"),
 ]
