@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.server import (  # noqa: E402
+    add_processes_argument,
     machine_speed,
     process_cpu_seconds,
     server_environment,
@@ -257,13 +258,7 @@ def main() -> None:
     parser.add_argument("--terminals", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--attempts", type=int, default=3)
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="daphne processes (ports --port, --port+1, …; families spread over them as a "
-        "load balancer would). Default: one per core",
-    )
+    add_processes_argument(parser)
     args = parser.parse_args()
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith(("postgres://", "postgresql://")):
@@ -290,8 +285,6 @@ def main() -> None:
             raise SystemExit("--url must be on loopback")
         ports = [port]
     else:
-        if not 1 <= args.processes <= 8:
-            raise SystemExit("--processes must be 1..8")
         host = "127.0.0.1"
         ports = [args.port + n for n in range(args.processes)]
         servers = [start_server(database_url, p) for p in ports]

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import booking_rush  # noqa: E402
-from bench.server import server_environment, start_daphne  # noqa: E402
+from bench.server import add_processes_argument, server_environment, start_daphne  # noqa: E402
 
 BENCH_DB = "bench_load"
 
@@ -57,16 +57,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--slots", type=int, default=20)
     parser.add_argument("--terminals", type=int, default=11)
-    parser.add_argument(
-        "--processes",
-        type=int,
-        default=os.cpu_count() or 1,
-        help="daphne processes (ports --port, --port+1, …; users spread over them as a "
-        "load balancer would). Default: one per core",
-    )
+    add_processes_argument(parser)
     args = parser.parse_args()
-    if not 1 <= args.processes <= 8:
-        raise SystemExit("--processes must be 1..8")
     admin_url = os.environ.get("DATABASE_URL", "")
     if not admin_url.startswith(("postgres://", "postgresql://")):
         print("skipped: set DATABASE_URL to a PostgreSQL server (the bench creates bench_load)")

@@ -7,6 +7,7 @@ page) with a throw-away secret key; plain HTTP on 127.0.0.1 needs no HTTPS redir
 
 from __future__ import annotations
 
+import argparse
 import base64
 import http.client
 import os
@@ -138,3 +139,16 @@ def machine_speed() -> float:
     for number in range(5_000_000):
         total += number * number
     return time.perf_counter() - started
+
+
+def add_processes_argument(parser: argparse.ArgumentParser) -> None:
+    """``--processes``: how many daphne processes a bench starts (1..8)."""
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        choices=range(1, 9),
+        metavar="N",
+        help="daphne processes, 1..8 (ports --port, --port+1, …; clients spread over them "
+        "as a load balancer would). Default: one per core",
+    )

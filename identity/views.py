@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from allauth.account.decorators import verified_email_required
 from django.conf import settings
@@ -19,7 +20,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from establishments.models import Establishment
+from establishments.models import Establishment, Prisoner
 from establishments.permissions import role_required
 from establishments.selectors import has_role_at, is_staff_member
 from identity import forms, selectors, services
@@ -457,6 +458,13 @@ def staff_connection(
     )
 
 
+def _prisoner_here(establishment: Establishment, prison_number: str) -> Prisoner:
+    prisoner = selectors.prisoner_for_staff(establishment, prison_number)
+    if prisoner is None:
+        raise Http404("No such prisoner here.")
+    return prisoner
+
+
 @role_required("visits_admin")
 @require_GET
 def staff_prisoners(request: HttpRequest, establishment: Establishment) -> HttpResponse:
@@ -469,7 +477,12 @@ def staff_prisoners(request: HttpRequest, establishment: Establishment) -> HttpR
     return render(
         request,
         "identity/staff_prisoners.html",
-        {"establishment": establishment, "page": page, "query": query},
+        {
+            "establishment": establishment,
+            "page": page,
+            "query": query,
+            "query_string": urlencode({"q": query}) if query else "",
+        },
     )
 
 
@@ -478,9 +491,7 @@ def staff_prisoners(request: HttpRequest, establishment: Establishment) -> HttpR
 def staff_prisoner_photo_remove(
     request: HttpRequest, prison_number: str, establishment: Establishment
 ) -> HttpResponse:
-    prisoner = selectors.prisoner_for_staff(establishment, prison_number)
-    if prisoner is None:
-        raise Http404("No such prisoner here.")
+    prisoner = _prisoner_here(establishment, prison_number)
     removed = services.prisoner_enrolment_remove(
         prisoner=prisoner,
         by=request.user,  # type: ignore[arg-type]
@@ -504,9 +515,7 @@ def staff_prisoner_photo(
     request: HttpRequest, prison_number: str, establishment: Establishment
 ) -> HttpResponse:
     """Enrol a prisoner's face (upload, or the terminal's webcam) for the call checks."""
-    prisoner = selectors.prisoner_for_staff(establishment, prison_number)
-    if prisoner is None:
-        raise Http404("No such prisoner here.")
+    prisoner = _prisoner_here(establishment, prison_number)
     posted = request.method == "POST"
     form = forms.PrisonerPhotoForm(
         request.POST if posted else None, request.FILES if posted else None
