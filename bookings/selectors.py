@@ -7,7 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from bookings.models import (
@@ -293,6 +293,48 @@ def bookings_for_visitor(profile: VisitorProfile) -> QuerySet[Booking]:
         )
         .order_by("-starts_at")
     )
+
+
+@dataclass(frozen=True)
+class MonthAllowance:
+    month: date  # the first of the month
+    used: int  # calls booked or had that count
+    allowed: int
+
+    @property
+    def left(self) -> int:
+        return max(self.allowed - self.used, 0)
+
+
+def allowances_for(
+    connections: list[Connection], establishment: Establishment, first_day: date, last_day: date
+) -> dict[int, list[MonthAllowance]]:
+    """Per connection (by id): each month of ``first_day``..``last_day`` with the
+    prisoner's calls used and allowed. One query whatever the number of connections."""
+    months = []
+    month = first_day.replace(day=1)
+    while month <= last_day:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    prisoner_ids = {c.prisoner_id for c in connections}
+    counts: dict[tuple[int, date], int] = {}
+    if prisoner_ids:
+        rows = (
+            Booking.objects.filter(
+                prisoner_id__in=prisoner_ids,
+                allowance_month__in=months,
+                status__in=ALLOWANCE_STATUSES,
+            )
+            .values("prisoner_id", "allowance_month")
+            .annotate(used=Count("pk"))
+            .order_by()
+        )
+        counts = {(r["prisoner_id"], r["allowance_month"]): r["used"] for r in rows}
+    allowed = establishment.calls_per_month
+    return {
+        c.pk: [MonthAllowance(m, counts.get((c.prisoner_id, m), 0), allowed) for m in months]
+        for c in connections
+    }
 
 
 def allowance_used(prisoner_id: int, month: date, *, exclude_booking_id: int | None = None) -> int:

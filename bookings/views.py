@@ -70,7 +70,9 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
         for day, day_slots in selectors.group_by_day(slots)
     ]
     first_day, last_day = selectors.booking_window(establishment)
+    allowances = selectors.allowances_for(connections, establishment, first_day, last_day)
     context.update(
+        allowances=[(c, allowances[c.pk]) for c in connections],
         days=days,
         local=local,
         first_day=first_day,

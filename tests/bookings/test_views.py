@@ -46,6 +46,28 @@ def test_portal_lists_free_slots_in_uk_time(client, world, django_assert_max_num
     assert "your time" not in content  # a UK family sees UK time only
 
 
+def test_portal_shows_the_calls_left_each_month(client, world) -> None:  # type: ignore[no-untyped-def]
+    world.establishment.max_days_ahead = 40  # from 2 November: into December
+    world.establishment.save()
+    client.force_login(world.user)
+    content = client.get(portal_url(world)).content.decode()
+    assert "November <span>1 of 1 left</span>" in content
+    assert "December <span>1 of 1 left</span>" in content
+    # Someone else in the family books November: none left then, December untouched.
+    factories.BookingFactory(
+        establishment=world.establishment,
+        prisoner=world.prisoner,
+        terminal=world.terminals[0],
+        starts_at=uk(date(2026, 11, 20), 10, 0),
+    )
+    content = client.get(portal_url(world)).content.decode()
+    assert 'November <span class="muted">none left</span>' in content
+    assert "December <span>1 of 1 left</span>" in content
+    # A cancelled call gives it back.
+    Booking.objects.update(status=BookingStatus.CANCELLED)
+    assert "November <span>1 of 1 left</span>" in client.get(portal_url(world)).content.decode()
+
+
 def test_portal_shows_the_familys_local_time_when_abroad(client, world) -> None:  # type: ignore[no-untyped-def]
     world.profile.country_of_residence = "FR"
     world.profile.save()
