@@ -36,10 +36,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.server import (  # noqa: E402
     add_processes_argument,
+    loopback_redis_url,
     machine_speed,
     process_cpu_seconds,
     server_environment,
     signed_in_session,
+    start_celery_worker,
     start_daphne,
 )
 
@@ -211,8 +213,14 @@ def violations() -> dict[str, int]:
     return {"double_booked_terminals": double_booked, "prisoners_over_allowance": over_allowance}
 
 
-def start_server(database_url: str, port: int) -> subprocess.Popen[bytes]:
-    return start_daphne(server_environment(database_url), port)
+def start_server(
+    database_url: str, port: int, redis_url: str | None = None
+) -> subprocess.Popen[bytes]:
+    return start_daphne(rush_environment(database_url, redis_url), port)
+
+
+def rush_environment(database_url: str, redis_url: str | None) -> dict[str, str]:
+    return server_environment(database_url, redis_url=redis_url, CACHE_KEY_PREFIX="rush")
 
 
 KEY_RE = re.compile(r'name="idempotency_key" value="([^"]+)"')
@@ -267,6 +275,7 @@ def main() -> None:
     if not 1 <= args.concurrency <= 500 or not 1 <= args.families <= 5000:
         raise SystemExit("--concurrency must be 1..500 and --families 1..5000")
     database_url = bench_database_url(admin_url)
+    redis_url = loopback_redis_url()
     create_database(admin_url)
     setup_django(database_url)
     t0 = time.perf_counter()
@@ -277,6 +286,7 @@ def main() -> None:
     )
 
     servers: list[subprocess.Popen[bytes]] = []
+    workers: list[subprocess.Popen[bytes]] = []
     ports: list[int]
     if args.url:
         parts = urlsplit(args.url)
@@ -287,7 +297,10 @@ def main() -> None:
     else:
         host = "127.0.0.1"
         ports = [args.port + n for n in range(args.processes)]
-        servers = [start_server(database_url, p) for p in ports]
+        servers = [start_server(database_url, p, redis_url) for p in ports]
+        if redis_url:
+            # Production's topology: the booking emails go through Redis to a worker.
+            workers.append(start_celery_worker(rush_environment(database_url, redis_url)))
 
     latencies: dict[str, list[float]] = {"GET": [], "POST": []}
     outcomes: dict[str, int] = {}
@@ -347,6 +360,7 @@ def main() -> None:
     started = time.perf_counter()
     client_cpu = time.process_time()
     server_cpu = sum(process_cpu_seconds(server.pid) for server in servers)
+    worker_cpu = sum(process_cpu_seconds(worker.pid) for worker in workers)
     try:
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             list(pool.map(family, families))
@@ -354,9 +368,12 @@ def main() -> None:
         wall = time.perf_counter() - started
         client_cpu = time.process_time() - client_cpu
         server_cpu = sum(process_cpu_seconds(server.pid) for server in servers) - server_cpu
-        for server in servers:
-            server.terminate()
-            server.wait(10)
+        if workers:
+            time.sleep(2)  # let the worker finish the last emails
+        worker_cpu = sum(process_cpu_seconds(worker.pid) for worker in workers) - worker_cpu
+        for process in [*servers, *workers]:
+            process.terminate()
+            process.wait(10)
 
     from bookings.models import Booking
 
@@ -364,7 +381,8 @@ def main() -> None:
     requests_made = len(latencies["GET"]) + len(latencies["POST"])
     print(
         f"families: {len(families)}, concurrency: {args.concurrency}, "
-        f"web processes: {len(ports)}, places: {len(slot_keys) * args.terminals}"
+        f"web processes: {len(ports)}, places: {len(slot_keys) * args.terminals}; emails: "
+        + ("a Celery worker through Redis" if workers else "in the request (no REDIS_URL)")
     )
     print(f"confirmed bookings: {confirmed}")
     print("outcomes: " + ", ".join(f"{k}={v}" for k, v in sorted(outcomes.items())))
@@ -382,8 +400,9 @@ def main() -> None:
     if servers and requests_made:
         print(
             f"CPU per request: web {server_cpu / requests_made * 1000:.1f} ms, "
-            f"this client {client_cpu / requests_made * 1000:.1f} ms "
-            f"(web processes used {server_cpu / wall:.2f} cores; the rest went to PostgreSQL "
+            f"this client {client_cpu / requests_made * 1000:.1f} ms"
+            + (f", worker {worker_cpu / requests_made * 1000:.1f} ms " if workers else " ")
+            + f"(web processes used {server_cpu / wall:.2f} cores; the rest went to PostgreSQL "
             f"and this client, on {os.cpu_count()} cores)"
         )
 

@@ -103,6 +103,30 @@ def wait_until_serving(
     raise SystemExit(f"the server on port {port} did not start within {timeout:.0f} s")
 
 
+def start_celery_worker(env: dict[str, str], *, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """A Celery worker (solo pool, nice 10) for a bench whose servers use Redis: the
+    emails and other tasks run there, off the request path, as in production."""
+    command = ["nice", "-n", "10", str(ROOT / ".venv/bin/celery"), "-A", "purplevisits"]
+    command += ["worker", "-P", "solo", "-l", "warning"]
+    command += ["--without-heartbeat", "--without-gossip", "--without-mingle"]
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+    finally:
+        if log is not None:
+            output.close()  # type: ignore[union-attr]
+
+
+def loopback_redis_url(name: str = "REDIS_URL") -> str | None:
+    """``REDIS_URL`` from the environment, refused unless it is on this machine."""
+    from urllib.parse import urlsplit
+
+    url = os.environ.get(name) or None
+    if url and urlsplit(url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit(f"{name} must be on loopback")
+    return url
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of a running process (Linux /proc); 0 where unavailable."""
     try:
