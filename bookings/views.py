@@ -63,8 +63,7 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
         return render(request, "bookings/portal_requests.html", context)
     slots = [slot for slot in selectors.bookable_slots(establishment) if slot.free > 0]
     local = selectors.family_time_zone(profile, establishment)
-    # Labels made here, once per slot: a month of slots through template filters was
-    # two thirds of this page's time.
+    # Labels made here, once per slot, rather than by template filters per slot.
     days = [
         (day, [_slot_choice(slot, local) for slot in day_slots])
         for day, day_slots in selectors.group_by_day(slots)
@@ -88,6 +87,7 @@ FIXABLE_ON_THE_FORM = frozenset(
         RuleCode.TOO_MANY_VISITORS,
         RuleCode.NO_ADULT,
         RuleCode.VISITOR_NOT_APPROVED,  # someone in the party: take them off
+        RuleCode.BUSY,  # lots of people booking: the same form can be sent again
     }
 )
 

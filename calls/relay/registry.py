@@ -10,6 +10,7 @@ relay; otherwise it is a Redis hash shared by every web and relay process.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -107,7 +108,14 @@ _local = LocalRegistry()
 def get_registry() -> LocalRegistry | RedisRegistry:
     if settings.RELAY_IN_PROCESS or not settings.REDIS_URL:
         return _local
-    return RedisRegistry(settings.REDIS_URL, key=settings.RELAY_REGISTRY_KEY)
+    return _redis_registry(settings.REDIS_URL, settings.RELAY_REGISTRY_KEY)
+
+
+@functools.lru_cache(maxsize=4)
+def _redis_registry(url: str, key: str) -> RedisRegistry:
+    # One client (and connection pool) per process: every call socket asks about its
+    # relay once a second, and a new client per question would open a new connection.
+    return RedisRegistry(url, key=key)
 
 
 def new_relay_id() -> str:
