@@ -172,8 +172,11 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
             return redirect("bookings:detail", reference=booking.reference)
     except BookingRefused as exc:
         refusal = exc
+    # After a refusal the form comes back only when the family can fix it there (and
+    # only then are the people who could join read).
+    show_form = refusal is None or refusal.code in FIXABLE_ON_THE_FORM
     others, dependants = (
-        selectors.companions_for(connection) if connection is not None else ([], [])
+        selectors.companions_for(connection) if connection is not None and show_form else ([], [])
     )
     local_start = timezone.localtime(starts_at, establishment.tz) if starts_at else None
     local = selectors.family_time_zone(profile, establishment)
@@ -182,8 +185,6 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
     chosen_dependants = (
         set(request.POST.getlist("dependants")) if request.method == "POST" else set()
     )
-    # After a refusal the form comes back only when the family can fix it there.
-    show_form = refusal is None or refusal.code in FIXABLE_ON_THE_FORM
     status = 200 if refusal is None and not form.errors else 400
     if refusal is not None and refusal.code in (RuleCode.SLOT_FULL, RuleCode.BUSY):
         status = 409
