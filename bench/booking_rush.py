@@ -38,6 +38,7 @@ from bench.server import (  # noqa: E402
     add_processes_argument,
     loopback_redis_url,
     machine_speed,
+    postgres_admin_url,
     process_cpu_seconds,
     server_environment,
     signed_in_session,
@@ -268,9 +269,8 @@ def main() -> None:
     parser.add_argument("--attempts", type=int, default=3)
     add_processes_argument(parser)
     args = parser.parse_args()
-    admin_url = os.environ.get("DATABASE_URL", "")
-    if not admin_url.startswith(("postgres://", "postgresql://")):
-        print("skipped: set DATABASE_URL to a PostgreSQL server (the bench creates bench_bookings)")
+    admin_url = postgres_admin_url(BENCH_DB)
+    if admin_url is None:
         return
     if not 1 <= args.concurrency <= 500 or not 1 <= args.families <= 5000:
         raise SystemExit("--concurrency must be 1..500 and --families 1..5000")

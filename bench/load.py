@@ -18,7 +18,6 @@ assert on time.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import subprocess
@@ -33,7 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import booking_rush  # noqa: E402
-from bench.server import add_processes_argument, server_environment, start_daphne  # noqa: E402
+from bench.server import (  # noqa: E402
+    add_processes_argument,
+    postgres_admin_url,
+    server_environment,
+    start_daphne,
+)
 
 BENCH_DB = "bench_load"
 
@@ -59,9 +63,8 @@ def main() -> None:
     parser.add_argument("--terminals", type=int, default=11)
     add_processes_argument(parser)
     args = parser.parse_args()
-    admin_url = os.environ.get("DATABASE_URL", "")
-    if not admin_url.startswith(("postgres://", "postgresql://")):
-        print("skipped: set DATABASE_URL to a PostgreSQL server (the bench creates bench_load)")
+    admin_url = postgres_admin_url(BENCH_DB)
+    if admin_url is None:
         return
     if not 1 <= args.users <= 1000 or not 1 <= args.rounds <= 20:
         raise SystemExit("--users must be 1..1000 and --rounds 1..20")

@@ -117,6 +117,16 @@ def start_celery_worker(env: dict[str, str], *, log: Path | None = None) -> subp
             output.close()  # type: ignore[union-attr]
 
 
+def postgres_admin_url(bench_database: str) -> str | None:
+    """``DATABASE_URL`` when it is PostgreSQL (the bench creates ``bench_database`` on
+    that server); otherwise say why the bench is skipped and return None."""
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        return url
+    print(f"skipped: set DATABASE_URL to a PostgreSQL server (the bench creates {bench_database})")
+    return None
+
+
 def loopback_redis_url(name: str = "REDIS_URL") -> str | None:
     """``REDIS_URL`` from the environment, refused unless it is on this machine."""
     from urllib.parse import urlsplit
