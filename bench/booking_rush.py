@@ -39,6 +39,7 @@ from bench.server import (  # noqa: E402
     loopback_redis_url,
     machine_speed,
     postgres_admin_url,
+    postgres_cpu_seconds,
     process_cpu_seconds,
     server_environment,
     signed_in_session,
@@ -361,6 +362,7 @@ def main() -> None:
     client_cpu = time.process_time()
     server_cpu = sum(process_cpu_seconds(server.pid) for server in servers)
     worker_cpu = sum(process_cpu_seconds(worker.pid) for worker in workers)
+    database_cpu = postgres_cpu_seconds()
     try:
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             list(pool.map(family, families))
@@ -368,6 +370,7 @@ def main() -> None:
         wall = time.perf_counter() - started
         client_cpu = time.process_time() - client_cpu
         server_cpu = sum(process_cpu_seconds(server.pid) for server in servers) - server_cpu
+        database_cpu = postgres_cpu_seconds() - database_cpu
         if workers:
             time.sleep(2)  # let the worker finish the last emails
         worker_cpu = sum(process_cpu_seconds(worker.pid) for worker in workers) - worker_cpu
@@ -401,9 +404,9 @@ def main() -> None:
         print(
             f"CPU per request: web {server_cpu / requests_made * 1000:.1f} ms, "
             f"this client {client_cpu / requests_made * 1000:.1f} ms"
-            + (f", worker {worker_cpu / requests_made * 1000:.1f} ms " if workers else " ")
-            + f"(web processes used {server_cpu / wall:.2f} cores; the rest went to PostgreSQL "
-            f"and this client, on {os.cpu_count()} cores)"
+            + (f", worker {worker_cpu / requests_made * 1000:.1f} ms" if workers else "")
+            + (f", PostgreSQL {database_cpu / requests_made * 1000:.1f} ms" if database_cpu else "")
+            + f" (web processes used {server_cpu / wall:.2f} cores of {os.cpu_count()})"
         )
 
 

@@ -146,6 +146,23 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU of this machine's PostgreSQL (Linux /proc): every ``postgres`` process, with
+    the backends that have exited counted in the postmaster's reaped children. 0 where
+    PostgreSQL runs elsewhere or /proc is missing."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, _, rest = stat.read_text().rpartition(")")
+        except OSError:
+            continue
+        if head.split("(", 1)[-1] != "postgres":
+            continue
+        fields = rest.split()
+        total += sum(int(fields[n]) for n in (11, 12, 13, 14))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def signed_in_session(user: object, *, staff: bool = False) -> str:
     """A database session for ``user`` as signing in makes it (needs Django set up)."""
     from django.contrib.sessions.backends.db import SessionStore

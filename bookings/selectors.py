@@ -18,7 +18,8 @@ from bookings.models import (
     BookingVisitor,
 )
 from bookings.timezones import time_zone_for_country
-from establishments.models import BlockedDate, Establishment, Terminal, VisitSession
+from establishments.models import Establishment, VisitSession
+from establishments.schedule import schedule_for
 from identity.models import (
     Connection,
     ConnectionStatus,
@@ -124,25 +125,20 @@ def slots_between(
     include_blocked: bool = False,
     exclude_booking_id: int | None = None,
     with_load: bool = True,
+    cached: bool = False,
 ) -> list[Slot]:
     """Every slot of the visit sessions from ``first_day`` to ``last_day`` with its load.
 
     Four queries whatever the range: sessions, blocked dates, terminals, bookings (not
     read without ``with_load``: ``busy_terminal_ids`` stay empty). With
     ``include_blocked`` the slots of blocked dates are listed too, marked ``blocked``.
+    ``cached``: the first three from the cached schedule (establishments/schedule.py),
+    for pages that only show slots; never when booking.
     """
-    # order_by: the models' default orderings would join the establishment table.
-    sessions = list(establishment.visit_sessions.order_by("weekday", "start_time"))
-    blocked = set(
-        BlockedDate.objects.filter(
-            establishment=establishment, date__gte=first_day, date__lte=last_day
-        ).values_list("date", flat=True)
-    )
-    terminal_ids = list(
-        Terminal.objects.filter(establishment=establishment, is_active=True)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    schedule = schedule_for(establishment, first_day, last_day, cached=cached)
+    sessions = list(schedule.sessions)
+    blocked = schedule.blocked_between(establishment, first_day, last_day)
+    terminal_ids = list(schedule.terminal_ids)
     tz = establishment.tz
     slots: list[Slot] = []
     day = first_day
@@ -185,23 +181,30 @@ def slots_between(
 
 
 def bookable_slots(establishment: Establishment, *, now: datetime | None = None) -> list[Slot]:
-    """Slots a family may book now: inside the window, not blocked, not in the past."""
+    """Slots a family may book now: inside the window, not blocked, not in the past
+    (for showing: the schedule may come from the cache)."""
     now = now or timezone.now()
     first_day, last_day = booking_window(establishment, now)
     return [
-        slot for slot in slots_between(establishment, first_day, last_day) if slot.starts_at > now
+        slot
+        for slot in slots_between(establishment, first_day, last_day, cached=True)
+        if slot.starts_at > now
     ]
 
 
 def find_slot(
-    establishment: Establishment, starts_at: datetime, *, include_blocked: bool = False
+    establishment: Establishment,
+    starts_at: datetime,
+    *,
+    include_blocked: bool = False,
+    cached: bool = False,
 ) -> Slot | None:
     """The establishment's slot starting at ``starts_at`` (any day), or None.
 
     Without its load: the services read the slot's bookings with the prisoner's."""
     day = timezone.localtime(starts_at, establishment.tz).date()
     for slot in slots_between(
-        establishment, day, day, include_blocked=include_blocked, with_load=False
+        establishment, day, day, include_blocked=include_blocked, with_load=False, cached=cached
     ):
         if slot.starts_at == starts_at:
             return slot

@@ -40,6 +40,7 @@ from establishments.models import (
     RequestMode,
     Terminal,
 )
+from establishments.schedule import schedule_for
 from identity.models import (
     Connection,
     ConnectionStatus,
@@ -109,8 +110,11 @@ def check_slot(
     *,
     now: datetime,
     enforce_notice: bool = True,
+    cached: bool = False,
 ) -> Slot:
-    """The offered slot at ``starts_at``: in the window, not blocked, one of the sessions."""
+    """The offered slot at ``starts_at``: in the window, not blocked, one of the sessions.
+
+    ``cached``: with the cached schedule, to tell a family early (never when booking)."""
     first_day, last_day = booking_window(establishment, now)
     day = timezone.localtime(starts_at, establishment.tz).date()
     too_soon = day < first_day if enforce_notice else starts_at <= now
@@ -121,8 +125,13 @@ def check_slot(
             f"({establishment.min_notice_days} to {establishment.max_days_ahead} days ahead). "
             "Choose a time in that range.",
         )
-    slot = find_slot(establishment, starts_at, include_blocked=True)
-    if slot is not None and slot.blocked or slot is None and _day_blocked(establishment, day):
+    slot = find_slot(establishment, starts_at, include_blocked=True, cached=cached)
+    if (
+        slot is not None
+        and slot.blocked
+        or slot is None
+        and _day_blocked(establishment, day, cached=cached)
+    ):
         raise BookingRefused(
             RuleCode.DATE_BLOCKED,
             f"{establishment.name} is not offering calls on {day_label(day)}. Choose another day.",
@@ -136,7 +145,10 @@ def check_slot(
     return slot
 
 
-def _day_blocked(establishment: Establishment, day: date) -> bool:
+def _day_blocked(establishment: Establishment, day: date, *, cached: bool) -> bool:
+    if cached:
+        schedule = schedule_for(establishment, day, day, cached=True)
+        return day in schedule.blocked_between(establishment, day, day)
     return BlockedDate.objects.filter(establishment=establishment, date=day).exists()
 
 
@@ -434,7 +446,7 @@ def check_bookable(
     prisoner = connection.prisoner
     day = timezone.localtime(starts_at, establishment.tz).date()
     check_prisoner_available(prisoner, establishment, day)
-    slot = check_slot(establishment, starts_at, now=now)
+    slot = check_slot(establishment, starts_at, now=now, cached=True)
     _free_terminals(
         establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=slot.terminal_ids
     )

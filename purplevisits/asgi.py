@@ -1,11 +1,17 @@
 """HTTP and WebSocket entry point (daphne)."""
 
 import os
+from typing import Any
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purplevisits.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from purplevisits.asgi_http import HTTPHandler  # noqa: E402
+
+# Django's ASGIHandler with the synchronous stack run in one thread hop per request.
+django_asgi_app: Any = HTTPHandler()
 
 from django.conf import settings  # noqa: E402
 

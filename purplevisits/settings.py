@@ -130,6 +130,14 @@ if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "max_size": DATABASE_POOL_SIZE,
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 20, minimum=1),
     }
+# Threads per web process running the (synchronous) middleware and views of HTTP
+# requests (purplevisits/asgi_http.py); more requests than this wait in arrival order.
+# Python runs one thread at a time, so more threads only help while others wait on the
+# database: a few per process, no more than the database pool.
+WEB_THREADS = env_int("WEB_THREADS", 4, minimum=1, maximum=256)
+# How long the booking pages may use a cached copy of an establishment's sessions,
+# terminals and blocked dates (establishments/schedule.py); changes clear it at once.
+SCHEDULE_CACHE_SECONDS = env_int("SCHEDULE_CACHE_SECONDS", 60, minimum=0, maximum=3600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: cache, channel layer, Celery broker ----------------------------------------
