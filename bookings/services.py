@@ -8,6 +8,7 @@ the prisoner and terminal rows, and the database constraints back the checks up.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,7 +16,7 @@ from datetime import date, datetime, timedelta
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import connection as database
 from django.utils import timezone
 
 from bookings import notifications
@@ -316,25 +317,20 @@ def _free_terminals(
     """The prisoner is free, has allowance, and a terminal is free: the free terminals
     and the allowance month. Binding only under the locks (_reserve_terminal)."""
     month = slot.local_start.date().replace(day=1)
-    # One read for the three questions: the bookings overlapping the slot for this
-    # prisoner or on these terminals, and the prisoner's bookings of the month.
-    overlaps = Q(
-        status__in=ACTIVE_STATUSES, starts_at__lt=slot.ends_at, ends_at__gt=slot.starts_at
-    ) & (Q(prisoner=prisoner) | Q(terminal_id__in=terminal_ids))
-    this_month = Q(prisoner=prisoner, allowance_month=month, status__in=ALLOWANCE_STATUSES)
-    rows = Booking.objects.filter(overlaps | this_month)
-    if exclude_booking_id is not None:
-        rows = rows.exclude(pk=exclude_booking_id)
     busy: set[int] = set()
     prisoner_busy, used = False, 0
-    for prisoner_id, terminal_id, starts_at, ends_at, status, allowance_month in rows.values_list(
-        "prisoner_id", "terminal_id", "starts_at", "ends_at", "status", "allowance_month"
+    for prisoner_id, terminal_id, overlaps, counts in _slot_and_month_rows(
+        prisoner_id=prisoner.pk,
+        slot=slot,
+        month=month,
+        terminal_ids=terminal_ids,
+        exclude_booking_id=exclude_booking_id,
     ):
-        mine = prisoner_id == prisoner.pk
-        if status in ACTIVE_STATUSES and starts_at < slot.ends_at and ends_at > slot.starts_at:
-            busy.add(terminal_id)
-            prisoner_busy = prisoner_busy or mine
-        if mine and allowance_month == month and status in ALLOWANCE_STATUSES:
+        if overlaps:
+            if terminal_id is not None:
+                busy.add(terminal_id)
+            prisoner_busy = prisoner_busy or prisoner_id == prisoner.pk
+        if counts:
             used += 1
     if prisoner_busy:
         raise BookingRefused(
@@ -358,6 +354,64 @@ def _free_terminals(
             "Choose another time.",
         )
     return free, month
+
+
+@functools.cache
+def _slot_and_month_sql(terminals: int, exclude: bool) -> str:
+    """The SQL of _slot_and_month_rows for ``terminals`` terminal ids.
+
+    Plain SQL: every booking page asks this, and the ORM's version (two OR'd
+    conditions) took 0.7 ms of CPU to compile each time, seven times what running it
+    costs. Table and column names come from the model; values are parameters;
+    double-quoted identifiers are standard SQL (PostgreSQL and SQLite)."""
+    column = {f.name: f'"{f.column}"' for f in Booking._meta.concrete_fields}
+    status, starts, ends = column["status"], column["starts_at"], column["ends_at"]
+    prisoner, terminal, month = column["prisoner"], column["terminal"], column["allowance_month"]
+
+    def listed(count: int) -> str:
+        return "(" + ", ".join(["%s"] * count) + ")"
+
+    active, allowance = listed(len(ACTIVE_STATUSES)), listed(len(ALLOWANCE_STATUSES))
+    overlaps = f"{status} IN {active} AND {starts} < %s AND {ends} > %s"
+    counts = f"{prisoner} = %s AND {month} = %s AND {status} IN {allowance}"
+    on_terminals = f"{terminal} IN {listed(terminals)}" if terminals else "1 = 0"
+    return (
+        f"SELECT {prisoner}, {terminal}, "  # noqa: S608
+        f"CASE WHEN {overlaps} THEN 1 ELSE 0 END, CASE WHEN {counts} THEN 1 ELSE 0 END "
+        f'FROM "{Booking._meta.db_table}" '
+        f"WHERE (({overlaps} AND ({prisoner} = %s OR {on_terminals})) OR ({counts}))"
+        + (f' AND "{Booking._meta.pk.column}" <> %s' if exclude else "")
+    )
+
+
+def _slot_and_month_rows(
+    *,
+    prisoner_id: int,
+    slot: Slot,
+    month: date,
+    terminal_ids: Sequence[int],
+    exclude_booking_id: int | None,
+) -> list[tuple[int, int | None, bool, bool]]:
+    """One read for the three questions of a booking: the active bookings overlapping
+    ``slot`` for this prisoner or on these terminals, and the prisoner's bookings that
+    count for ``month``. Rows of (prisoner id, terminal id, overlaps the slot, counts
+    for the month's allowance)."""
+    ops = database.ops
+    starts_at = ops.adapt_datetimefield_value(slot.starts_at)
+    ends_at = ops.adapt_datetimefield_value(slot.ends_at)
+    first_of_month = ops.adapt_datefield_value(month)
+    overlaps = [*(status.value for status in ACTIVE_STATUSES), ends_at, starts_at]
+    counts = [prisoner_id, first_of_month, *(status.value for status in ALLOWANCE_STATUSES)]
+    params = [*overlaps, *counts, *overlaps, prisoner_id, *terminal_ids, *counts]
+    if exclude_booking_id is not None:
+        params.append(exclude_booking_id)
+    sql = _slot_and_month_sql(len(terminal_ids), exclude_booking_id is not None)
+    with database.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [
+            (prisoner, terminal, bool(overlaps_slot), bool(counts_for_month))
+            for prisoner, terminal, overlaps_slot, counts_for_month in cursor.fetchall()
+        ]
 
 
 def _refusal_from_integrity_error(exc: IntegrityError) -> BookingRefused:

@@ -116,9 +116,11 @@ if _test_name is None and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     _test_name = str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
 DATABASES["default"]["TEST"] = {"NAME": _test_name}
 # --- harden: bounded PostgreSQL connections -------------------------------------------
-# Under daphne every concurrent request runs its sync view in its own thread with its
-# own connection: 200 concurrent users opened > 100 connections and PostgreSQL refused
-# them ("too many clients", 29 % errors in bench/load.py). DATABASE_POOL_SIZE=N shares a
+# Under Django's own ASGI handler every concurrent request ran its view in its own
+# thread with its own connection: 200 concurrent users opened > 100 connections and
+# PostgreSQL refused them ("too many clients", 29 % errors in bench/load.py). Requests
+# now run on WEB_THREADS threads (purplevisits/asgi_http.py), WebSocket consumers on
+# their own. DATABASE_POOL_SIZE=N shares a
 # psycopg pool of at most N connections per process (default 10; 0 turns it off);
 # requests wait up to DATABASE_POOL_TIMEOUT seconds for one instead of failing. A pool
 # also saves a PostgreSQL connection (a forked backend) per request. The test suite
@@ -130,6 +132,17 @@ if DATABASE_POOL_SIZE and DATABASES["default"]["ENGINE"].endswith("postgresql"):
         "max_size": DATABASE_POOL_SIZE,
         "timeout": env_int("DATABASE_POOL_TIMEOUT", 20, minimum=1),
     }
+# Server-side binding and prepared statements. Every page repeats the same few queries,
+# and PostgreSQL spent more time planning them than running them (the booking page's
+# connection read: 0.34 ms planning, 0.11 ms running). With server-side binding psycopg
+# prepares a statement once it has run DATABASE_PREPARE_THRESHOLD times on a connection
+# (default 5; 0 turns both off): PostgreSQL's CPU per booking request fell from 1.9 to
+# 1.0-1.2 ms (bench/booking_rush.py). Restart the web processes after a migration that
+# changes the columns of a table (a prepared statement's result cannot change type).
+DATABASE_PREPARE_THRESHOLD = env_int("DATABASE_PREPARE_THRESHOLD", 5, minimum=0)
+if DATABASE_PREPARE_THRESHOLD and DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = DATABASE_PREPARE_THRESHOLD
 # Threads per web process running the (synchronous) middleware and views of HTTP
 # requests (purplevisits/asgi_http.py); more requests than this wait in arrival order.
 # Python runs one thread at a time, so more threads only help while others wait on the

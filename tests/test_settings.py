@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -120,12 +121,55 @@ def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ({"DATABASE_URL": "nonsense"}, "DATABASE_URL='nonsense' is not a database URL"),
         ({"REDIS_URL": "nonsense"}, "REDIS_URL='nonsense' is not a Redis URL"),
         ({"DEBUG": "false", "ALLOWED_HOSTS": "visits.example"}, "SECRET_KEY must be set"),
+        ({"WEB_THREADS": "0"}, "WEB_THREADS"),
+        ({"DATABASE_PREPARE_THRESHOLD": "-1"}, "DATABASE_PREPARE_THRESHOLD"),
+        ({"SCHEDULE_CACHE_SECONDS": "lots"}, "SCHEDULE_CACHE_SECONDS"),
     ],
 )
 def test_bad_environment_stops_start_up(env: dict[str, str], message: str) -> None:
     result = run_manage("check", **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+SHOW_DATABASE = (
+    "import json; from django.conf import settings; "
+    "print(json.dumps([settings.DATABASES['default']['OPTIONS'], settings.WEB_THREADS]))"
+)
+
+
+@pytest.mark.parametrize(
+    ("env", "options"),
+    [
+        ({}, {"server_side_binding": True, "prepare_threshold": 5}),
+        (
+            {"DATABASE_PREPARE_THRESHOLD": "20"},
+            {"server_side_binding": True, "prepare_threshold": 20},
+        ),
+        ({"DATABASE_PREPARE_THRESHOLD": "0"}, {}),
+    ],
+)
+def test_postgresql_prepares_repeated_statements_unless_told_not_to(  # type: ignore[no-untyped-def]
+    env, options
+) -> None:
+    result = run_manage(
+        "shell",
+        "-c",
+        SHOW_DATABASE,
+        DATABASE_URL="postgres://u@127.0.0.1:1/x",
+        DATABASE_POOL_SIZE="0",
+        WEB_THREADS="6",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == [options, 6]
+
+
+def test_sqlite_has_no_prepared_statement_options() -> None:
+    result = run_manage("shell", "-c", SHOW_DATABASE)
+    assert result.returncode == 0, result.stderr
+    database_options, threads = json.loads(result.stdout.splitlines()[-1])
+    assert "server_side_binding" not in database_options and threads == 4
 
 
 def test_production_settings_pass_the_deployment_checklist() -> None:
