@@ -32,7 +32,12 @@ from django.core import signals
 from django.core.exceptions import RequestAborted
 from django.core.handlers import base
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.urls import set_script_prefix
 
 
@@ -78,8 +83,8 @@ class HTTPHandler(ASGIHandler):
         signals.request_started.send(sender=self.__class__, scope=scope)
         request, error_response = self.create_request(scope, body_file)
         if request is None:
-            assert error_response is not None  # create_request returns one or the other
-            response: HttpResponseBase = error_response
+            # create_request returns a request or the error response to send instead.
+            response: HttpResponseBase = error_response or HttpResponseBadRequest()
         else:
             response = self.get_response(request)
             response._handler_class = self.__class__  # type: ignore[attr-defined]
