@@ -456,10 +456,13 @@ def booking_create(
     now: datetime | None = None,
 ) -> Booking:
     """A family books a call at ``establishment`` (the portal's; by default the
-    prisoner's). The same idempotency key returns the same booking."""
-    existing = _existing_for_key(idempotency_key, lead)
-    if existing is not None:
-        return existing
+    prisoner's). The same idempotency key returns the same booking.
+
+    The key is looked up only when the booking is refused: a repeated or double-clicked
+    form is refused as "already booked" once its first booking exists (the second
+    click waits on the lock until the first commits), and that booking is the answer.
+    A lookup on every booking, inside the lock, made every family booking the same
+    slot wait longer."""
     try:
         return _booking_create(
             connection=connection,
@@ -473,6 +476,11 @@ def booking_create(
             actor=actor,
             now=now or timezone.now(),
         )
+    except BookingRefused:
+        existing = _existing_for_key(idempotency_key, lead)
+        if existing is not None:
+            return existing
+        raise
     except IntegrityError as exc:
         existing = _existing_for_key(idempotency_key, lead)
         if existing is not None:
@@ -552,10 +560,6 @@ def _booking_create(
             "You need to accept the acceptable use policy before booking a call.",
         )
     terminal_ids = _lock(establishment, prisoner, slot)
-    # A double click waited on the lock: the first click's booking is now visible.
-    existing = _existing_for_key(idempotency_key, lead)
-    if existing is not None:
-        return existing
     terminal, month = _reserve_terminal(
         establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=terminal_ids
     )

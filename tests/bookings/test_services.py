@@ -9,7 +9,7 @@ from icalendar import Calendar
 from bookings import services
 from bookings.models import Booking, BookingStatus, BookingVisitor, CancelReason
 from bookings.rules import BookingRefused
-from establishments.models import PrisonerStatus, RequestMode, RolloutStage
+from establishments.models import BlockedDate, PrisonerStatus, RequestMode, RolloutStage
 from identity.models import ConnectionStatus, ReviewStatus, VerificationStatus
 from monitoring.models import AuditAction, AuditEntry
 from tests import factories
@@ -263,6 +263,28 @@ def test_same_idempotency_key_returns_the_same_booking(world) -> None:  # type: 
             aup_accepted=True,
             idempotency_key=key,
         )
+
+
+@pytest.mark.parametrize("change", ["date_blocked", "establishment_closed", "time_passed"])
+def test_a_form_sent_again_later_still_returns_its_booking(world, change, time_machine) -> None:  # type: ignore[no-untyped-def]
+    """The key is looked up when the booking is refused, whatever refused it: a form
+    sent again after the slot was blocked, the portal closed or the window moved on
+    answers with the booking it made, not with a refusal."""
+    key = "r" * 32
+    first = book(world, idempotency_key=key)
+    if change == "date_blocked":
+        BlockedDate.objects.create(establishment=world.establishment, date=WED, reason="lockdown")
+    elif change == "establishment_closed":
+        world.establishment.rollout_stage = RolloutStage.SUSPENDED
+        world.establishment.save()
+    else:
+        time_machine.move_to(uk(WED, 9, 0), tick=False)  # inside the minimum notice
+    again = book(world, idempotency_key=key)
+    assert again.pk == first.pk
+    assert Booking.objects.count() == 1
+    # Without the key the same form is refused.
+    with pytest.raises(BookingRefused):
+        book(world)
 
 
 # --- Prisoner requests ------------------------------------------------------------------
