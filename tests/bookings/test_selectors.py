@@ -102,3 +102,57 @@ def test_family_time_zone(world) -> None:  # type: ignore[no-untyped-def]
     world.profile.country_of_residence = "AU"
     local = selectors.family_time_zone(world.profile, world.establishment)
     assert local.differs and local.zone is None
+
+
+def _same_values(got: object, expected: object) -> None:
+    for field in type(expected)._meta.concrete_fields:  # type: ignore[attr-defined]
+        mine, theirs = getattr(got, field.attname), getattr(expected, field.attname)
+        assert (mine, type(mine)) == (theirs, type(theirs)), field.name
+
+
+def test_own_connection_is_found_only_for_its_user_establishment_and_approval(world) -> None:  # type: ignore[no-untyped-def]
+    from identity.models import ConnectionStatus
+
+    user, code, pk = world.user, world.establishment.code, world.connection.pk
+    found = selectors.own_connection_at(user, code, pk)
+    assert found is not None and found.pk == pk
+    # The relations come with it.
+    assert found.visitor.pk == world.profile.pk
+    assert found.prisoner.establishment.code == code
+    other_user = factories.UserFactory()
+    assert selectors.own_connection_at(other_user, code, pk) is None
+    assert selectors.own_connection_at(user, "somewhere-else", pk) is None
+    for bad in ("", "x", "-1", "0", str(2**63), "1e3"):
+        assert selectors.own_connection_at(user, code, bad) is None
+    world.connection.status = ConnectionStatus.REVOKED
+    world.connection.save()
+    assert selectors.own_connection_at(user, code, pk) is None
+
+
+def test_own_connection_in_plain_sql_is_what_the_orm_reads(
+    world, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    """PostgreSQL's plain-SQL read builds the same four objects, value for value and
+    type for type, as the ORM's select_related (a field whose database value needs a
+    converter would show here)."""
+    from django.db import connection as database
+
+    from identity.models import Connection
+
+    if database.vendor != "postgresql":
+        pytest.skip("the plain-SQL read is PostgreSQL's (set DATABASE_URL)")
+    world.prisoner.video_calls_restricted_until = date(2026, 10, 1)
+    world.prisoner.save()
+    with django_assert_num_queries(1):
+        got = selectors.own_connection_at(world.user, world.establishment.code, world.connection.pk)
+        assert got is not None
+        # Everything the page reads is in memory already.
+        assert got.visitor.user_id and got.prisoner.establishment.tz
+    expected = Connection.objects.select_related("visitor", "prisoner__establishment").get(
+        pk=world.connection.pk
+    )
+    _same_values(got, expected)
+    _same_values(got.visitor, expected.visitor)
+    _same_values(got.prisoner, expected.prisoner)
+    _same_values(got.prisoner.establishment, expected.prisoner.establishment)
+    assert not got._state.adding and got.prisoner.establishment._state.db == "default"
