@@ -218,7 +218,7 @@ def main() -> None:
                 f"{figures['wall_p50']:7.2f}ms {1000 / figures['cpu_p50']:5.0f}/s "
                 f"(HTTP {', '.join(map(str, figures['statuses']))})"
             )
-    print(f"machine speed: reference loop {machine_speed():.2f} s (about 0.7 s when quiet)")
+    print(f"machine speed: reference loop {machine_speed():.2f} s (lower is faster)")
 
 
 if __name__ == "__main__":

@@ -181,10 +181,10 @@ def signed_in_session(user: object, *, staff: bool = False) -> str:
 
 
 def machine_speed() -> float:
-    """Seconds for a fixed pure-Python loop (about 0.7 s on a quiet 2-core machine here).
+    """Seconds for a fixed pure-Python loop, printed next to a bench's figures.
 
-    Printed next to a bench's figures: the host is shared, and the same code measured
-    up to 1.6 times slower when it was busy."""
+    The host is shared: the same loop took 0.22–1.09 s on different days and hours
+    here, and a bench's figures move with it. Compare runs made back to back."""
     started = time.perf_counter()
     total = 0
     for number in range(5_000_000):
