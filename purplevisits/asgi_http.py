@@ -22,6 +22,7 @@ thread (Django's handler reads them whole too, in its one shared thread).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -47,9 +48,19 @@ class HTTPHandler(ASGIHandler):
     def __init__(self, threads: int | None = None) -> None:
         base.BaseHandler.__init__(self)
         self.load_middleware(is_async=False)
-        self.executor = ThreadPoolExecutor(
-            max_workers=threads or settings.WEB_THREADS, thread_name_prefix="http"
-        )
+        self.threads = threads or settings.WEB_THREADS
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_pid = 0
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The thread pool of this process: a process forked after a request (a test
+        server, a pre-forking server) would otherwise inherit a pool whose threads it
+        does not have, and wait for them for ever."""
+        if self._executor is None or self._executor_pid != os.getpid():
+            self._executor = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="http")
+            self._executor_pid = os.getpid()
+        return self._executor
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

@@ -252,3 +252,21 @@ def test_start_up_objects_are_frozen_out_of_the_garbage_collector() -> None:
     import purplevisits.asgi  # noqa: F401
 
     assert gc.get_freeze_count() > 10_000
+
+
+def test_a_process_forked_after_requests_gets_its_own_threads(handler) -> None:  # type: ignore[no-untyped-def]
+    """The pool's threads do not survive a fork: the child must not wait on them."""
+    import os
+    import signal
+
+    assert async_to_sync(call)(handler, "GET", "/where/")[0] == 200  # the pool has a thread
+    pid = os.fork()
+    if pid == 0:  # the child: answer within 10 s or be killed by the alarm
+        signal.alarm(10)
+        status = 0
+        try:
+            status = async_to_sync(call)(handler, "GET", "/where/")[0]
+        finally:
+            os._exit(0 if status == 200 else 1)
+    _, exit_status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(exit_status) == 0
