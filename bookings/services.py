@@ -111,11 +111,14 @@ def check_slot(
     *,
     now: datetime,
     enforce_notice: bool = True,
-    cached: bool = False,
+    blocked_from_cache: bool = False,
 ) -> Slot:
     """The offered slot at ``starts_at``: in the window, not blocked, one of the sessions.
 
-    ``cached``: with the cached schedule, to tell a family early (never when booking)."""
+    The sessions and laptops come from the cached schedule (establishments/schedule.py,
+    cleared whenever they change). Whether the day is blocked — a lockdown declared a
+    minute ago — is read from the database, unless ``blocked_from_cache`` (the booking
+    page's early answer: the booking itself asks the database)."""
     first_day, last_day = booking_window(establishment, now)
     day = timezone.localtime(starts_at, establishment.tz).date()
     too_soon = day < first_day if enforce_notice else starts_at <= now
@@ -126,13 +129,12 @@ def check_slot(
             f"({establishment.min_notice_days} to {establishment.max_days_ahead} days ahead). "
             "Choose a time in that range.",
         )
-    slot = find_slot(establishment, starts_at, include_blocked=True, cached=cached)
-    if (
-        slot is not None
-        and slot.blocked
-        or slot is None
-        and _day_blocked(establishment, day, cached=cached)
-    ):
+    slot = find_slot(establishment, starts_at, include_blocked=True, cached=True)
+    if blocked_from_cache and slot is not None:
+        blocked = slot.blocked
+    else:
+        blocked = _day_blocked(establishment, day, cached=blocked_from_cache)
+    if blocked:
         raise BookingRefused(
             RuleCode.DATE_BLOCKED,
             f"{establishment.name} is not offering calls on {day_label(day)}. Choose another day.",
@@ -508,7 +510,7 @@ def check_bookable(
     prisoner = connection.prisoner
     day = timezone.localtime(starts_at, establishment.tz).date()
     check_prisoner_available(prisoner, establishment, day)
-    slot = check_slot(establishment, starts_at, now=now, cached=True)
+    slot = check_slot(establishment, starts_at, now=now, blocked_from_cache=True)
     _free_terminals(
         establishment=establishment, prisoner=prisoner, slot=slot, terminal_ids=slot.terminal_ids
     )

@@ -1,10 +1,11 @@
 """What an establishment offers — weekly sessions, active terminals, blocked dates —
 read once and kept in the cache for the pages that only look.
 
-Every booking page works its slots out from these three tables, and they change a few
-times a year, so the read-only paths (the portal, the booking page's early checks)
-take them from the cache: one cache read instead of three queries. Whatever writes a
-booking reads them from the database, inside its transaction.
+Every booking page and booking works its slots out from these three tables, and they
+change a few times a year, so they come from the cache: one cache read instead of three
+queries. The one question that must be current when a booking is written — is the day
+blocked (a lockdown declared a minute ago)? — is asked of the database there
+(bookings/services.py::check_slot).
 
 A change to any of the three (admin, the staff pages, a management command) removes
 the cached copy at once and again when its transaction commits, so a copy read by

@@ -67,6 +67,9 @@ def test_a_schedule_change_shows_on_the_next_page(client, world, change) -> None
     content = book_page(client, world).content.decode()
     assert f'data-code="{expected}"' in content
     assert 'name="idempotency_key"' not in content
+    # Nor can it be booked.
+    assert f'data-code="{expected}"' in post_booking(client, world).content.decode()
+    assert Booking.objects.count() == 0
 
 
 def test_a_terminal_taken_out_of_use_shows_on_the_portal(client, world) -> None:  # type: ignore[no-untyped-def]
@@ -96,8 +99,9 @@ def test_the_cache_is_cleared_again_when_the_change_commits(world) -> None:  # t
     assert WED in schedule.schedule_for(establishment, WED, WED, cached=True).blocked
 
 
-def test_booking_reads_the_schedule_from_the_database(client, world) -> None:  # type: ignore[no-untyped-def]
-    """Even a stale cached copy (a blocked date it does not know of) books nothing."""
+def test_booking_asks_the_database_whether_the_day_is_blocked(client, world) -> None:  # type: ignore[no-untyped-def]
+    """Even a stale cached copy (a blocked date it does not know of: the cache could
+    not be cleared) books nothing on a blocked day."""
     establishment = world.establishment
     current = schedule.schedule_for(establishment, WED, WED, cached=True)
     BlockedDate.objects.create(establishment=establishment, date=WED, reason="lockdown")

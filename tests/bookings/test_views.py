@@ -232,12 +232,12 @@ def test_booking_page_and_booking_query_budget(  # type: ignore[no-untyped-def]
     """The booking rush's two requests (bench/booking_rush.py): no per-slot or repeated
     reads. Counted with the session, user and account reads of every request; the first
     page reads the establishment's schedule (3 queries, then cached: 7), the booking
-    reads it again, adds two lock statements on PostgreSQL, and sends its email here
-    (eager Celery: 2 reads)."""
+    asks whether the day is blocked, adds two lock statements on PostgreSQL, and sends
+    its email here (eager Celery: 2 reads)."""
     client.force_login(world.user)
     with django_assert_max_num_queries(10):
         assert book_page(client, world).status_code == 200
-    with django_assert_max_num_queries(17):
+    with django_assert_max_num_queries(15):
         assert post_booking(client, world).status_code == 302
 
 
