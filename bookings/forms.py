@@ -9,7 +9,7 @@ from datetime import datetime
 from django import forms
 
 from bookings.models import CancelReason
-from bookings.selectors import parse_slot_key
+from bookings.selectors import REQUEST_STATES, parse_slot_key
 from bookings.services import STAFF_CANCEL_REASONS
 from establishments.models import BlockedDateReason
 
@@ -137,3 +137,11 @@ class PrisonerRequestForm(forms.Form):
         if not IDEMPOTENCY_KEY.match(key):
             raise forms.ValidationError("This form has expired. Please start again.")
         return key
+
+
+class RequestFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        label="Show",
+        required=False,
+        choices=[("", "All requests"), *REQUEST_STATES.items()],
+    )

@@ -16,8 +16,10 @@ from bookings.models import (
     ACTIVE_STATUSES,
     ALLOWANCE_STATUSES,
     Booking,
+    BookingOrigin,
     BookingStatus,
     BookingVisitor,
+    CancelReason,
 )
 from bookings.timezones import time_zone_for_country
 from establishments.models import Establishment, Prisoner, VisitSession
@@ -452,6 +454,58 @@ def bookings_between(
             )
         )
         .order_by("starts_at", "terminal__name")
+    )
+
+
+# What became of a prisoner's request, as the staff list says it.
+REQUEST_STATES = {
+    "waiting": "Waiting for the family",
+    "accepted": "Accepted",
+    "declined": "Declined by the family",
+    "lapsed": "Lapsed: not answered in time",
+    "cancelled": "Cancelled",
+}
+REQUESTS_PER_PAGE = 50
+
+
+def request_state(booking: Booking) -> str:
+    """One of REQUEST_STATES for a booking the prisoner requested."""
+    if booking.status == BookingStatus.REQUESTED:
+        return "waiting"
+    if booking.cancel_reason == CancelReason.REQUEST_DECLINED:
+        return "declined"
+    if booking.cancel_reason == CancelReason.REQUEST_LAPSED:
+        return "lapsed"
+    if booking.status == BookingStatus.CANCELLED:
+        return "cancelled"
+    return "accepted"  # confirmed, then had (or missed) like any call
+
+
+def prisoner_requests(
+    establishment: Establishment, *, state: str = "", since: datetime
+) -> QuerySet[Booking]:
+    """Requests entered at ``establishment`` since ``since`` or for a call still to come,
+    newest first; ``state`` one of REQUEST_STATES (or "" for all)."""
+    requests = Booking.objects.filter(
+        Q(created_at__gte=since) | Q(starts_at__gte=since),
+        establishment=establishment,
+        origin=BookingOrigin.PRISONER,
+    )
+    if state == "waiting":
+        requests = requests.filter(status=BookingStatus.REQUESTED)
+    elif state in ("declined", "lapsed"):
+        reason = (
+            CancelReason.REQUEST_DECLINED if state == "declined" else CancelReason.REQUEST_LAPSED
+        )
+        requests = requests.filter(cancel_reason=reason)
+    elif state == "cancelled":
+        requests = requests.filter(status=BookingStatus.CANCELLED).exclude(
+            cancel_reason__in=[CancelReason.REQUEST_DECLINED, CancelReason.REQUEST_LAPSED]
+        )
+    elif state == "accepted":
+        requests = requests.exclude(status__in=[BookingStatus.REQUESTED, BookingStatus.CANCELLED])
+    return requests.select_related("prisoner", "lead_visitor", "created_by").order_by(
+        "-created_at", "-pk"
     )
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from bookings import selectors, services
 from bookings.forms import (
@@ -22,6 +24,7 @@ from bookings.forms import (
     MoveForm,
     PrisonerLookupForm,
     PrisonerRequestForm,
+    RequestFilterForm,
     StaffCancelForm,
     new_idempotency_key,
 )
@@ -233,6 +236,46 @@ def blocked_dates(request: HttpRequest, *, establishment: Establishment) -> Http
         "bookings/staff/blocked_dates.html",
         {"establishment": establishment, "form": form, "blocked": upcoming},
         status=400 if request.method == "POST" else 200,
+    )
+
+
+REQUESTS_LOOK_BACK_DAYS = 28
+
+
+@role_required(StaffRole.OFFICER)
+@require_GET
+def requests_list(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
+    """Prisoners' requests and what became of each: waiting, accepted, declined, lapsed.
+
+    Staff tell the prisoner the answer; the family was told by email."""
+    form = RequestFilterForm(request.GET or None)
+    state = form.cleaned_data["state"] if form.is_valid() else ""
+    since = timezone.now() - timedelta(days=REQUESTS_LOOK_BACK_DAYS)
+    paginator = Paginator(
+        selectors.prisoner_requests(establishment, state=state, since=since),
+        selectors.REQUESTS_PER_PAGE,
+    )
+    page = paginator.get_page(request.GET.get("page"))
+    tz = establishment.tz
+    for booking in page.object_list:
+        booking.state = selectors.request_state(booking)  # type: ignore[attr-defined]
+        booking.state_label = selectors.REQUEST_STATES[booking.state]  # type: ignore[attr-defined]
+        # In the establishment's time, as every staff page shows it.
+        booking.local_start = timezone.localtime(booking.starts_at, tz)  # type: ignore[attr-defined]
+        booking.local_entered = timezone.localtime(booking.created_at, tz)  # type: ignore[attr-defined]
+        if booking.request_expires_at:
+            booking.local_expires = timezone.localtime(booking.request_expires_at, tz)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "bookings/staff/requests.html",
+        {
+            "establishment": establishment,
+            "form": form,
+            "page": page,
+            "query_string": urlencode({"state": state}) if state else "",
+            "look_back_days": REQUESTS_LOOK_BACK_DAYS,
+        },
+        status=200 if form.is_bound is False or form.is_valid() else 400,
     )
 
 

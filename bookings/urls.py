@@ -20,6 +20,7 @@ urlpatterns = [
         name="staff_blocked_dates",
     ),
     path("staff/<slug:code>/bookings/request/", staff_views.request_new, name="staff_request"),
+    path("staff/<slug:code>/bookings/requests/", staff_views.requests_list, name="staff_requests"),
     path(
         "staff/<slug:code>/bookings/<uuid:reference>/cancel/",
         staff_views.cancel,

@@ -165,6 +165,7 @@ DECISIONS: dict[str, Decision] = {
     # bookings: staff
     "bookings:staff_day": STAFF_OF_X,
     "bookings:staff_week": STAFF_OF_X,
+    "bookings:staff_requests": STAFF_OF_X,
     "bookings:staff_blocked_dates": VISITS_ADMIN_AT_X,
     "bookings:staff_request": VISITS_ADMIN_AT_X,
     "bookings:staff_cancel": VISITS_ADMIN_AT_X,
