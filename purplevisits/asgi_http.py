@@ -107,7 +107,11 @@ class HTTPHandler(ASGIHandler):
             # A synchronous iterator (CSV export, image) is read here, where the view
             # ran, as Django's handler would read it whole: not in Django's one shared
             # thread, which the WebSocket consumers' database calls also use.
-            parts = list(response.streaming_content)  # type: ignore[arg-type]
+            try:
+                parts = list(response.streaming_content)  # type: ignore[arg-type]
+            except BaseException:
+                response.close()  # the connection goes back even when the content fails
+                raise
             response.streaming_content = _replay(parts)
         # The content is in memory: give the database connection back and send
         # request_finished before the bytes go out.

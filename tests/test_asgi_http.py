@@ -41,6 +41,14 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
     return StreamingHttpResponse(parts(), content_type="text/plain")
 
 
+def broken_stream(request: HttpRequest) -> StreamingHttpResponse:
+    def parts():  # type: ignore[no-untyped-def]
+        yield "a first part\n"
+        raise RuntimeError("the export failed half-way")
+
+    return StreamingHttpResponse(parts(), content_type="text/plain")
+
+
 def loop_of_async_to_sync(request: HttpRequest) -> HttpResponse:
     async def running_loop() -> int:
         return id(asyncio.get_running_loop())
@@ -73,6 +81,7 @@ urlpatterns = [
     path("where/", where),
     path("echo/", echo),
     path("stream/", stream),
+    path("broken-stream/", broken_stream),
     path("loop/", loop_of_async_to_sync),
     path("meet/", meet),
     path("query/", query),
@@ -171,6 +180,18 @@ def test_a_streaming_response_is_sent_whole_then_closed(handler, signal_threads)
     assert (status, content) == (200, b"part 0\npart 1\npart 2\n")
     # Read where the view ran, not in Django's shared thread.
     assert signal_threads == {"started": seen["stream"], "finished": seen["stream"]}
+
+
+def test_a_stream_that_fails_half_way_still_finishes_the_request(handler, signal_threads) -> None:  # type: ignore[no-untyped-def]
+    async def request() -> None:
+        communicator = ApplicationCommunicator(handler, scope("GET", "/broken-stream/"))
+        await communicator.send_input({"type": "http.request", "body": b""})
+        await communicator.wait(5)
+
+    with pytest.raises(RuntimeError, match="half-way"):
+        async_to_sync(request)()
+    # request_finished ran (the database connection went back) in the request's thread.
+    assert signal_threads["finished"] == signal_threads["started"]
 
 
 def test_async_to_sync_in_a_view_runs_on_the_servers_event_loop(handler) -> None:  # type: ignore[no-untyped-def]
