@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection as database
-from django.db.models import Count, Model, Prefetch, Q, QuerySet
+from django.db.models import Case, CharField, Count, Model, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 
 from bookings.models import (
@@ -136,8 +136,8 @@ def slots_between(
     Four queries whatever the range: sessions, blocked dates, terminals, bookings (not
     read without ``with_load``: ``busy_terminal_ids`` stay empty). With
     ``include_blocked`` the slots of blocked dates are listed too, marked ``blocked``.
-    ``cached``: the first three from the cached schedule (establishments/schedule.py),
-    for pages that only show slots; never when booking.
+    ``cached``: the first three from the cached schedule (establishments/schedule.py,
+    cleared whenever they change) instead of the database.
     """
     schedule = schedule_for(establishment, first_day, last_day, cached=cached)
     sessions = list(schedule.sessions)
@@ -197,18 +197,15 @@ def bookable_slots(establishment: Establishment, *, now: datetime | None = None)
 
 
 def find_slot(
-    establishment: Establishment,
-    starts_at: datetime,
-    *,
-    include_blocked: bool = False,
-    cached: bool = False,
+    establishment: Establishment, starts_at: datetime, *, include_blocked: bool = False
 ) -> Slot | None:
     """The establishment's slot starting at ``starts_at`` (any day), or None.
 
-    Without its load: the services read the slot's bookings with the prisoner's."""
+    From the cached schedule, and without its load: the services read the slot's
+    bookings with the prisoner's, and ask the database whether the day is blocked."""
     day = timezone.localtime(starts_at, establishment.tz).date()
     for slot in slots_between(
-        establishment, day, day, include_blocked=include_blocked, with_load=False, cached=cached
+        establishment, day, day, include_blocked=include_blocked, with_load=False, cached=True
     ):
         if slot.starts_at == starts_at:
             return slot
@@ -468,42 +465,28 @@ REQUEST_STATES = {
 REQUESTS_PER_PAGE = 50
 
 
-def request_state(booking: Booking) -> str:
-    """One of REQUEST_STATES for a booking the prisoner requested."""
-    if booking.status == BookingStatus.REQUESTED:
-        return "waiting"
-    if booking.cancel_reason == CancelReason.REQUEST_DECLINED:
-        return "declined"
-    if booking.cancel_reason == CancelReason.REQUEST_LAPSED:
-        return "lapsed"
-    if booking.status == BookingStatus.CANCELLED:
-        return "cancelled"
-    return "accepted"  # confirmed, then had (or missed) like any call
-
-
 def prisoner_requests(
     establishment: Establishment, *, state: str = "", since: datetime
 ) -> QuerySet[Booking]:
     """Requests entered at ``establishment`` since ``since`` or for a call still to come,
-    newest first; ``state`` one of REQUEST_STATES (or "" for all)."""
+    newest first, each with ``request_state`` (a key of REQUEST_STATES); only those in
+    ``state`` when it is given."""
     requests = Booking.objects.filter(
         Q(created_at__gte=since) | Q(starts_at__gte=since),
         establishment=establishment,
         origin=BookingOrigin.PRISONER,
+    ).annotate(
+        request_state=Case(
+            When(status=BookingStatus.REQUESTED, then=Value("waiting")),
+            When(cancel_reason=CancelReason.REQUEST_DECLINED, then=Value("declined")),
+            When(cancel_reason=CancelReason.REQUEST_LAPSED, then=Value("lapsed")),
+            When(status=BookingStatus.CANCELLED, then=Value("cancelled")),
+            default=Value("accepted"),  # confirmed, then had (or missed) like any call
+            output_field=CharField(),
+        )
     )
-    if state == "waiting":
-        requests = requests.filter(status=BookingStatus.REQUESTED)
-    elif state in ("declined", "lapsed"):
-        reason = (
-            CancelReason.REQUEST_DECLINED if state == "declined" else CancelReason.REQUEST_LAPSED
-        )
-        requests = requests.filter(cancel_reason=reason)
-    elif state == "cancelled":
-        requests = requests.filter(status=BookingStatus.CANCELLED).exclude(
-            cancel_reason__in=[CancelReason.REQUEST_DECLINED, CancelReason.REQUEST_LAPSED]
-        )
-    elif state == "accepted":
-        requests = requests.exclude(status__in=[BookingStatus.REQUESTED, BookingStatus.CANCELLED])
+    if state:
+        requests = requests.filter(request_state=state)
     return requests.select_related("prisoner", "lead_visitor", "created_by").order_by(
         "-created_at", "-pk"
     )

@@ -129,7 +129,7 @@ def check_slot(
             f"({establishment.min_notice_days} to {establishment.max_days_ahead} days ahead). "
             "Choose a time in that range.",
         )
-    slot = find_slot(establishment, starts_at, include_blocked=True, cached=True)
+    slot = find_slot(establishment, starts_at, include_blocked=True)
     if blocked_from_cache and slot is not None:
         blocked = slot.blocked
     else:

@@ -258,8 +258,7 @@ def requests_list(request: HttpRequest, *, establishment: Establishment) -> Http
     page = paginator.get_page(request.GET.get("page"))
     tz = establishment.tz
     for booking in page.object_list:
-        booking.state = selectors.request_state(booking)  # type: ignore[attr-defined]
-        booking.state_label = selectors.REQUEST_STATES[booking.state]  # type: ignore[attr-defined]
+        booking.state_label = selectors.REQUEST_STATES[booking.request_state]  # type: ignore[attr-defined]
         # In the establishment's time, as every staff page shows it.
         booking.local_start = timezone.localtime(booking.starts_at, tz)  # type: ignore[attr-defined]
         booking.local_entered = timezone.localtime(booking.created_at, tz)  # type: ignore[attr-defined]
@@ -275,7 +274,7 @@ def requests_list(request: HttpRequest, *, establishment: Establishment) -> Http
             "query_string": urlencode({"state": state}) if state else "",
             "look_back_days": REQUESTS_LOOK_BACK_DAYS,
         },
-        status=200 if form.is_bound is False or form.is_valid() else 400,
+        status=400 if form.errors else 200,
     )
 
 
