@@ -19,6 +19,8 @@ from django.db import IntegrityError, transaction
 from django.db import connection as database
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from bookings import notifications
 from bookings.locking import lock_for_booking
 from bookings.models import (
@@ -50,8 +52,6 @@ from identity.models import (
     VerificationStatus,
     VisitorProfile,
 )
-from monitoring.models import AuditAction
-from monitoring.services import audit_record
 
 Actor = User | AnonymousUser | None
 

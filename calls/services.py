@@ -18,6 +18,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from bookings.models import Booking, BookingStatus
 from calls import selectors
 from calls.models import (
@@ -30,8 +32,6 @@ from calls.models import (
     EndReason,
     PauseReason,
 )
-from monitoring.models import AuditAction
-from monitoring.services import audit_record
 from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
 
 logger = logging.getLogger(__name__)

@@ -21,6 +21,8 @@ from django.db import transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from establishments import defaults
 from establishments.models import Establishment, Prisoner, PrisonerStatus, prison_number_validator
 from identity import emails
@@ -36,8 +38,6 @@ from identity.models import (
     VerificationStatus,
     VisitorProfile,
 )
-from monitoring.models import AuditAction
-from monitoring.services import audit_record
 
 logger = logging.getLogger(__name__)
 

@@ -20,14 +20,14 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from establishments.models import Establishment, Prisoner
 from establishments.permissions import role_required
 from establishments.selectors import has_role_at, is_staff_member
 from identity import forms, selectors, services
 from identity.models import ConnectionStatus, Dependant, IdentityCheck, VisitorProfile
 from identity.services import IdentityError
-from monitoring.models import AuditAction
-from monitoring.services import audit_record
 
 IMAGE_KINDS = {"id": "id_image", "selfie": "selfie_image"}
 

@@ -1,6 +1,6 @@
 from django import forms
 
-from monitoring.models import AuditAction
+from audit.models import AuditAction
 
 
 class AuditFilterForm(forms.Form):

@@ -10,9 +10,9 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Quer
 from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
+from audit.models import AuditEntry
 from calls.models import Call, CallEvent, CallEventKind, EndReason, PauseReason
 from establishments.models import Establishment, RolloutStage
-from monitoring.models import AuditEntry
 from purplevisits.countries import country_name
 
 

@@ -11,36 +11,14 @@ from django.core.files.base import ContentFile
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from calls.models import Call
 from establishments.models import Establishment
-from monitoring.models import Alert, AlertKind, AuditAction, AuditEntry, StaffTestCall
+from monitoring.models import Alert, AlertKind, StaffTestCall
 from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
 
 logger = logging.getLogger(__name__)
-
-
-def audit_record(
-    *,
-    actor: User | AnonymousUser | None,
-    action: str,
-    establishment: Establishment | None = None,
-    target: models.Model | None = None,
-    reason: str = "",
-    detail: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """Record a staff action (or a refused one). Call it inside the action's transaction."""
-    user = actor if isinstance(actor, User) else None
-    label = (user.email or user.get_username()) if user else "system"
-    return AuditEntry.objects.create(
-        actor=user,
-        actor_label=label[:254],
-        establishment=establishment,
-        action=action,
-        target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None else "",
-        reason=reason,
-        detail=detail or {},
-    )
 
 
 def alert_raise(

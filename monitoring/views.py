@@ -22,6 +22,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from calls import services as calls_services
 from calls.models import PauseReason
 from calls.selectors import call_state_payload, call_with_booking
@@ -32,9 +34,8 @@ from establishments.selectors import staff_memberships
 from monitoring import dashboard, selectors, services
 from monitoring.charts import bar_chart
 from monitoring.forms import AuditFilterForm
-from monitoring.models import Alert, AuditAction
+from monitoring.models import Alert
 from monitoring.selectors import DashboardAccess, dashboard_access
-from monitoring.services import audit_record
 
 # Each watched tile is one more monitor peer, and the relay encodes every output on its
 # own: on a 2-core relay a few small views per terminal is what stays smooth.

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "allauth.mfa",
     "establishments",
+    "audit",
     "identity",
     "bookings",
     "calls",

@@ -6,12 +6,12 @@ import pytest
 from django.core import mail
 from icalendar import Calendar
 
+from audit.models import AuditAction, AuditEntry
 from bookings import services
 from bookings.models import Booking, BookingStatus, BookingVisitor, CancelReason
 from bookings.rules import BookingRefused
 from establishments.models import BlockedDate, PrisonerStatus, RequestMode, RolloutStage
 from identity.models import ConnectionStatus, ReviewStatus, VerificationStatus
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.bookings.conftest import uk
 

@@ -6,10 +6,10 @@ import pytest
 from django.core import mail
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEntry
 from bookings.models import Booking, BookingStatus
 from establishments.models import BlockedDate, RequestMode, RolloutStage
 from identity.models import ConnectionStatus
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.bookings.conftest import uk
 

@@ -6,10 +6,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEntry
 from bookings.models import BookingStatus
 from calls import selectors, services
 from calls.models import Call, CallEvent, CallStatus, EndReason, PauseReason
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.calls.conftest import make_setup
 

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from audit.models import AuditAction, AuditEntry
 from calls.models import Call
 from establishments.models import StaffRole
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.calls.conftest import make_setup
 from tests.e2e.test_call import signed_in_context, wait_for_frames

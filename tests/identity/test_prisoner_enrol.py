@@ -9,9 +9,9 @@ import pytest
 from django.urls import reverse
 from PIL import Image
 
+from audit.models import AuditAction, AuditEntry
 from identity.crypto import decrypt_encoding
 from identity.models import FaceEnrolment
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.calls.facecheck.conftest import canvas, encoding_of
 from tests.identity.conftest import face_bytes, jpeg, png_with_script, upload

@@ -11,6 +11,7 @@ import time_machine
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEntry
 from bookings.models import BookingStatus
 from identity import services
 from identity.crypto import encrypt_encoding
@@ -25,7 +26,6 @@ from identity.models import (
     VisitorProfile,
 )
 from identity.services import CONNECTION_MISMATCH_MESSAGE, IdentityError
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.identity.conftest import face_bytes, stored_files
 

@@ -6,6 +6,7 @@ import re
 import pytest
 from django.urls import reverse
 
+from audit.models import AuditAction, AuditEntry
 from identity.images import clean_photo
 from identity.models import (
     Connection,
@@ -14,7 +15,6 @@ from identity.models import (
     IdentityCheck,
     VerificationStatus,
 )
-from monitoring.models import AuditAction, AuditEntry
 from tests import factories
 from tests.identity.conftest import (
     face_bytes,

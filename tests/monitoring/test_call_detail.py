@@ -11,10 +11,11 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEntry
 from calls import services as call_services
 from calls.models import Call, CallConnection, CallRole, CallStatus
 from calls.routing import websocket_urlpatterns
-from monitoring.models import Alert, AlertKind, AuditAction, AuditEntry
+from monitoring.models import Alert, AlertKind
 from tests import factories
 from tests.calls.conftest import make_setup
 

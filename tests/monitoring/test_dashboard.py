@@ -7,8 +7,9 @@ from channels.testing import WebsocketCommunicator
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditEntry
 from calls.models import Call, CallStatus, PauseReason
-from monitoring.models import Alert, AlertKind, AuditEntry
+from monitoring.models import Alert, AlertKind
 from monitoring.services import alert_raise
 from purplevisits.asgi import application
 from purplevisits.realtime import establishment_group, group_send_now

@@ -9,11 +9,12 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditAction, AuditEntry
 from bookings.models import Booking, BookingStatus
 from bookings.selectors import allowance_used
 from calls.models import CallStatus
 from establishments.models import RolloutStage
-from monitoring.models import AuditAction, AuditEntry, StaffTestCall
+from monitoring.models import StaffTestCall
 from monitoring.selectors import national_figures
 from monitoring.services import TestCallRefused
 from monitoring.services import test_call_place as place_test_call

@@ -6,9 +6,9 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from audit.models import AuditAction
+from audit.services import audit_record
 from calls.models import CallEvent, CallStatus, EndReason, PauseReason
-from monitoring.models import AuditAction
-from monitoring.services import audit_record
 from tests import factories
 
 pytestmark = pytest.mark.django_db

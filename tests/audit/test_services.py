@@ -1,7 +1,7 @@
 import pytest
 
-from monitoring.models import AuditAction, AuditEntry
-from monitoring.services import audit_record
+from audit.models import AuditAction, AuditEntry
+from audit.services import audit_record
 from tests import factories
 
 pytestmark = pytest.mark.django_db
