@@ -12,4 +12,4 @@ RUN useradd --system --home /app purplevisits && mkdir -p $VAR_DIR && chown purp
     && DEBUG=true python manage.py collectstatic --noinput
 USER purplevisits
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "purplevisits.asgi:application"]
+CMD ["daphne", "--no-server-name", "-b", "0.0.0.0", "-p", "8000", "purplevisits.asgi:application"]

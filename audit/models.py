@@ -37,6 +37,10 @@ class AuditAction(models.TextChoices):
     PERMISSION_DENIED = "permission_denied", "Was refused an action"
     ALERT_ACKNOWLEDGE = "alert_acknowledge", "Acknowledged an alert"
     TEST_CALL_PLACE = "test_call_place", "Placed a staff test call"
+    CONNECTION_REQUESTS_PAUSED = (
+        "connection_requests_paused",
+        "Connection requests paused (too many that did not match)",
+    )
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

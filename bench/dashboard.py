@@ -65,12 +65,14 @@ async def bench(label: str, trials: int, count: int) -> None:
     from calls import services
     from calls.models import PauseReason
     from monitoring.routing import websocket_urlpatterns
+    from tests import factories
 
     establishment, officer, calls = await sync_to_async(make_calls)(count)
     dashboard = WebsocketCommunicator(
         URLRouter(websocket_urlpatterns), f"/ws/staff/{establishment.code}/dashboard/"
     )
     dashboard.scope["user"] = officer
+    dashboard.scope["session"] = await sync_to_async(factories.socket_session)(officer)
     connected, _ = await dashboard.connect(timeout=10)
     assert connected, "the dashboard socket was refused"
     snapshot = await dashboard.receive_json_from(timeout=10)

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/fuzz.py                 # 10,000 cases per target
     .venv/bin/python bench/fuzz.py --cases 500 --only booking
+    .venv/bin/python bench/fuzz.py --only sockets     # both socket consumers
 
 Runs the hypothesis generators of tests/security/fuzzing.py (the test suite runs the
 same ones for 40-60 examples) against a throw-away test database (SQLite, or
@@ -12,14 +13,22 @@ channels' WebsocketCommunicator, in this process. Targets:
 - dependant: adding a dependant with a photo (/me/dependants/add/),
 - dependant-photo: replacing a dependant's photo,
 - booking: the booking form post (/visits/<code>/book/),
-- signalling: frames sent to the CallConsumer as the family (the per-socket rate
-  limit is lifted so that frames reach the parser; floods are tested in tests/calls).
+- signalling: frames sent to the CallConsumer as the family,
+- dashboard: frames sent to the DashboardConsumer as an officer (--only sockets: both).
+  Socket frames go through the whole ASGI stack (Origin check, session cookie, router)
+  in sessions of 20: random JSON, nested, deep (up to 100,000 brackets), huge (either
+  side of the 4 KB and 64 KB limits) and hostile JSON (NaN, 5,000-digit numbers, lone
+  surrogates, duplicate keys), binary and empty frames. The call socket's rate limit
+  is lifted so that frames reach the reader (floods: tests/calls/test_consumer.py,
+  tests/security/test_socket_input.py).
 
 Every case checks: no 500 and no exception; a refused post stores nothing (no new
-identity check, dependant or booking, the dependant's photo unchanged); the consumer
-answers only with contract messages and close codes, and never ends or pauses the
-call. Bounded: at most --cases cases and --seconds seconds per target. Prints cases
-run, failures (with the first few), statuses and cases per second.
+identity check, dependant or booking, the dependant's photo unchanged); a consumer
+answers only with contract messages and close codes, a frame the reader refuses gets
+its error reply, and the call is never ended or paused. Bounded: at most --cases
+cases and --seconds seconds per target. Prints cases run, failures (for sockets:
+error replies, and crashes), statuses and cases per second, with the first few
+failures.
 """
 
 from __future__ import annotations
@@ -30,13 +39,15 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-TARGETS = ("identity", "dependant", "dependant-photo", "booking", "signalling")
+SOCKETS = ("signalling", "dashboard")
+TARGETS = ("identity", "dependant", "dependant-photo", "booking", *SOCKETS)
 
 
 class OutOfTime(Exception):
@@ -53,7 +64,7 @@ def main() -> None:
     )
     parser.add_argument("--cases", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=900.0)
-    parser.add_argument("--only", choices=TARGETS, action="append")
+    parser.add_argument("--only", choices=(*TARGETS, "sockets"), action="append")
     args = parser.parse_args()
     if not 1 <= args.cases <= 1_000_000:
         raise SystemExit("--cases must be 1..1,000,000")
@@ -65,6 +76,8 @@ def main() -> None:
 
     django.setup()
     logging.disable(logging.CRITICAL)
+    # Frames of up to 100 KB: hypothesis warns that their repr is large.
+    warnings.filterwarnings("ignore", message="Generating overly large repr")
     from django.db import connection
     from django.test.utils import override_settings, setup_test_environment
 
@@ -83,7 +96,10 @@ def main() -> None:
             from tests.security.world import build_world
 
             world = build_world()
-            for target in args.only or TARGETS:
+            chosen = [t for t in TARGETS if t in (args.only or TARGETS)]
+            if args.only and "sockets" in args.only:
+                chosen = [t for t in TARGETS if t in chosen or t in SOCKETS]
+            for target in chosen:
                 run(target, world, args.cases, args.seconds)
     finally:
         connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
@@ -91,7 +107,6 @@ def main() -> None:
 
 
 def run(target: str, world: Any, cases: int, seconds: float) -> None:
-    from channels.routing import URLRouter
     from django.test import Client
     from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import strategies as st
@@ -99,10 +114,10 @@ def run(target: str, world: Any, cases: int, seconds: float) -> None:
     from calls import consumers
     from calls import services as call_services
     from calls.models import Call, CallStatus
-    from calls.routing import websocket_urlpatterns
     from identity.models import Dependant, VerificationStatus
     from tests import factories
     from tests.security import fuzzing
+    from tests.security.sockets import session_cookie
 
     newcomer = factories.VisitorProfileFactory(
         verification_status=VerificationStatus.NOT_STARTED, biometric_consent=True
@@ -115,7 +130,7 @@ def run(target: str, world: Any, cases: int, seconds: float) -> None:
     tally = fuzzing.Tally()
     deadline = time.monotonic() + seconds
     many = settings(
-        max_examples=cases * 2 if target != "signalling" else max(1, cases // 5),
+        max_examples=cases * 2 if target not in SOCKETS else max(1, cases // 5),
         deadline=None,
         database=None,
         phases=[Phase.generate],
@@ -178,20 +193,28 @@ def run(target: str, world: Any, cases: int, seconds: float) -> None:
             fuzzing.post_and_check(family, path, data, tally, nothing)
 
     else:
+        # The per-socket rate limit is lifted so that frames reach the reader (floods:
+        # tests/calls/test_consumer.py, tests/security/test_socket_input.py).
         consumers.RATE_BURST = 10**9
         consumers.RATE_PER_SECOND = 10.0**9
         call = call_services.call_open(booking=world.objects["booking_a"])
-        application = URLRouter(websocket_urlpatterns)
-        user = world.users["family_a"]
+        if target == "signalling":
+            path, user, frame = f"/ws/calls/{call.pk}/", "family_a", fuzzing.signalling_frame
+            contract = fuzzing.CALL_CONTRACT
+        else:
+            code = world.objects["x"].code
+            path, user, frame = f"/ws/staff/{code}/dashboard/", "officer_x", fuzzing.dashboard_frame
+            contract = fuzzing.DASHBOARD_CONTRACT
+        tally = fuzzing.SocketTally()
 
         @many
-        @given(st.lists(fuzzing.signalling_frame, min_size=20, max_size=20))
+        @given(st.lists(frame, min_size=20, max_size=20))
         def case(frames):  # type: ignore[no-untyped-def]
             budget()
+            # A fresh sign-in per session: a long run stays inside the staff idle limit.
+            cookie = session_cookie(world.users[user])
             asyncio.run(
-                fuzzing.socket_session(
-                    application, f"/ws/calls/{call.pk}/", user, frames, tally, quiet=0.005
-                )
+                fuzzing.socket_session(path, cookie, frames, tally, quiet=0.005, contract=contract)
             )
             after = Call.objects.get(pk=call.pk)
             if after.status in (CallStatus.ENDED, CallStatus.PAUSED) or after.end_reason:
@@ -208,8 +231,13 @@ def run(target: str, world: Any, cases: int, seconds: float) -> None:
         stopped = f" (stopped at the {seconds:.0f} s bound)"
     elapsed = time.perf_counter() - started
     statuses = ", ".join(f"{k}={v}" for k, v in sorted(tally.statuses.items()))
+    # Sockets: cases are frames, errors the error replies (refusals, as designed),
+    # crashes anything else (an exception, a message or close code outside the contract,
+    # a refused frame without its error).
+    errors = f" errors={tally.errors}" if isinstance(tally, fuzzing.SocketTally) else ""
+    label = "crashes" if isinstance(tally, fuzzing.SocketTally) else "failures"
     print(
-        f"{target:16s} cases={tally.cases:6d} failures={len(tally.failures)} "
+        f"{target:16s} cases={tally.cases:6d}{errors} {label}={len(tally.failures)} "
         f"{tally.cases / elapsed:7.1f} cases/s in {elapsed:.0f} s{stopped}"
         + (f"  statuses: {statuses}" if statuses else "")
     )

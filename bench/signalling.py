@@ -39,6 +39,7 @@ async def bench(sockets: int, rounds: int) -> None:
 
     from calls import services
     from calls.routing import websocket_urlpatterns
+    from tests import factories
     from tests.calls.conftest import make_setup
 
     app = URLRouter(websocket_urlpatterns)
@@ -54,6 +55,7 @@ async def bench(sockets: int, rounds: int) -> None:
         for user in (setup.family, setup.terminal_user):
             communicator = WebsocketCommunicator(app, f"/ws/calls/{call.pk}/")
             communicator.scope["user"] = user
+            communicator.scope["session"] = await sync_to_async(factories.socket_session)(user)
             ok, _ = await communicator.connect(timeout=10)
             assert ok
             await communicator.receive_json_from(timeout=10)  # first state

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from datetime import date, time
 
 from allauth.account.models import EmailAddress
+from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,6 +33,22 @@ DEMO_ESTABLISHMENT_CODE = "askham-grange"
 # Staff must use two-factor authentication; demo staff share this public TOTP secret so
 # a demonstration needs no phone: `python manage.py demo_code` prints the current code.
 DEMO_TOTP_SECRET = "PURPLEVISITSDEMOPURPLEVISITSDEMO"  # noqa: S105 - public demo credential
+
+
+DEMO_REFUSED_MESSAGE = (
+    "The demo data has public passwords and a public two-factor secret: it is created "
+    "only with DEBUG=true (a demonstration or development setup), never with DEBUG=false."
+)
+
+
+def require_demo_setup() -> None:
+    """Refuse to create or reveal the public demo credentials outside DEBUG.
+
+    Checked here as well as in the management commands, so that no other caller (a
+    shell, a script, a future command) can put them on a production database.
+    """
+    if not settings.DEBUG:
+        raise ImproperlyConfigured(DEMO_REFUSED_MESSAGE)
 
 
 @dataclass(frozen=True)
@@ -79,6 +97,7 @@ def demo_code() -> str:
 
 @transaction.atomic
 def seed_demo() -> DemoResult:
+    require_demo_setup()
     establishment, _ = Establishment.objects.get_or_create(
         code=DEMO_ESTABLISHMENT_CODE,
         defaults={"name": "Askham Grange", "kind": EstablishmentKind.FEMALE},

@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from identity.models import Connection, Dependant, IdentityCheck
+from purplevisits.text import one_line
 
 
 def _site_url(path: str) -> str:
@@ -25,7 +26,9 @@ def _send(*, to: str, subject: str, template: str, context: dict[str, object]) -
     text = render_to_string(f"identity/email/{template}.txt", context)
     html = render_to_string(f"identity/email/{template}.html", context)
     message = EmailMultiAlternatives(
-        subject=f"{settings.SERVICE_NAME}: {subject}",
+        # Names in a subject may predate the forms' one-line rule: a line break there
+        # would raise BadHeaderError and lose the email, so the subject is made one line.
+        subject=one_line(f"{settings.SERVICE_NAME}: {subject}"),
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[to],

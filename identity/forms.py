@@ -12,6 +12,7 @@ from establishments.models import Establishment
 from identity.countries import COUNTRIES, FIRST
 from identity.images import ImageRejected, clean_photo
 from identity.models import Relationship
+from purplevisits.text import single_line
 
 PHOTO_ACCEPT = "image/jpeg,image/png"
 
@@ -57,6 +58,7 @@ class ProfileForm(forms.Form):
     legal_name = forms.CharField(
         label="Full legal name",
         max_length=150,
+        validators=[single_line],
         help_text="As it is written on your passport or driving licence.",
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
@@ -106,8 +108,9 @@ class IdentityForm(forms.Form):
 
 
 class DependantForm(forms.Form):
-    first_name = forms.CharField(label="First name", max_length=80)
-    last_name = forms.CharField(label="Last name", max_length=80)
+    # Names reach email subjects ("Amy is approved"): one line only.
+    first_name = forms.CharField(label="First name", max_length=80, validators=[single_line])
+    last_name = forms.CharField(label="Last name", max_length=80, validators=[single_line])
     date_of_birth = forms.DateField(label="Date of birth", widget=DateInput())
     photo = PhotoField(
         label="Photo of their face",
@@ -126,7 +129,7 @@ class ConnectionForm(forms.Form):
         help_text="A letter, four digits and two letters, for example A1234BC.",
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "spellcheck": "false"}),
     )
-    last_name = forms.CharField(label="Their last name", max_length=80)
+    last_name = forms.CharField(label="Their last name", max_length=80, validators=[single_line])
     date_of_birth = forms.DateField(label="Their date of birth", widget=DateInput())
     establishment = forms.ModelChoiceField(
         label="Prison",

@@ -246,3 +246,26 @@ def prisoner_enrolled_at(prisoner: Prisoner):  # type: ignore[no-untyped-def]
     return (
         FaceEnrolment.objects.filter(prisoner=prisoner).values_list("created_at", flat=True).first()
     )
+
+
+CONNECTION_LIMIT_ALERT_DAYS = 7
+
+
+def connection_limit_alerts(establishment: Establishment) -> list[object]:
+    """Connection requests paused by the daily limit in the last week, filed at this
+    establishment (it holds the prisoner with that number, or was the one chosen):
+    audit entries, newest first, for the visits admins' identity page."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from audit.models import AuditAction, AuditEntry
+
+    since = timezone.now() - timedelta(days=CONNECTION_LIMIT_ALERT_DAYS)
+    return list(
+        AuditEntry.objects.filter(
+            establishment=establishment,
+            action=AuditAction.CONNECTION_REQUESTS_PAUSED,
+            created_at__gte=since,
+        )[:50]
+    )

@@ -8,18 +8,22 @@ that a retried or duplicated task changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import date, datetime, timedelta
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import ProtectedError
+from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -38,6 +42,7 @@ from identity.models import (
     VerificationStatus,
     VisitorProfile,
 )
+from purplevisits.observability import security_event
 
 logger = logging.getLogger(__name__)
 
@@ -544,7 +549,92 @@ def normalise_prison_number(value: str) -> str:
     return "".join(value.split()).upper()
 
 
-@transaction.atomic
+# Wrong details are counted per account and per prison number, in the cache (Redis in
+# production, shared by every web process; keys expire by themselves at the end of
+# their window). A nonexistent prison number is counted exactly like a real one, so
+# neither the answer nor the limit tells anyone who is in prison where.
+CONNECTION_FAILURE_WINDOW_SECONDS = 24 * 60 * 60
+CONNECTION_LIMIT_MESSAGE = _(
+    "We cannot take this request now: too many requests with details that did not "
+    "match have been made today. Try again tomorrow, or ask the prison's visits team "
+    "for help."
+)
+CONNECTION_LIMIT_KIND = "connection_request_limit"
+
+
+def _connection_failure_keys(*, profile: VisitorProfile, number: str) -> dict[str, str]:
+    return {
+        "account": f"identity:connection-failures:account:{profile.user_id}",
+        "prison_number": f"identity:connection-failures:number:{number}",
+    }
+
+
+def _count_try(key: str) -> int:
+    """One more try in ``key``'s window (which starts at its first try): the new count.
+
+    ``incr`` is atomic in Redis and keeps the key's expiry, so two requests sent at once
+    get different counts and cannot both be the last allowed try."""
+    cache.add(key, 0, timeout=CONNECTION_FAILURE_WINDOW_SECONDS)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr: a new window
+        cache.add(key, 1, timeout=CONNECTION_FAILURE_WINDOW_SECONDS)
+        return 1
+
+
+def _refund_try(key: str) -> None:
+    """A try that turned out not to be a failure (matched, or refused before the lookup)."""
+    with contextlib.suppress(ValueError):  # the window ended meanwhile: nothing to give back
+        cache.decr(key)
+
+
+def _connection_limit_alert(
+    *,
+    profile: VisitorProfile,
+    number: str,
+    establishment: Establishment,
+    limit: str,
+    key: str,
+    tries: int,
+    request: HttpRequest | None,
+) -> None:
+    """Tell staff that a limit was reached: a security event every time, and once per
+    window an audit entry filed at the establishment that holds the prisoner with that
+    number (the visits admins see it on their identity page), or at the chosen one when
+    no prisoner has that number."""
+    security_event(
+        "connection_request_limited",
+        request=request,
+        user_id=profile.user_id,
+        limit=limit,
+        prison_number=number,
+        establishment=establishment.code,
+        tries=tries,
+    )
+    if not cache.add(f"{key}:alerted", 1, timeout=CONNECTION_FAILURE_WINDOW_SECONDS):
+        return
+    prisoner = Prisoner.objects.filter(prison_number=number).select_related("establishment").first()
+    counted = "this account" if limit == "account" else "this prison number"
+    with transaction.atomic():
+        audit_record(
+            actor=profile.user,
+            action=AuditAction.CONNECTION_REQUESTS_PAUSED,
+            establishment=prisoner.establishment if prisoner is not None else establishment,
+            target=prisoner,
+            reason=(
+                f"Connection requests paused: {tries} requests with details that did not "
+                f"match in a day ({counted})."
+            ),
+            detail={
+                "kind": CONNECTION_LIMIT_KIND,
+                "limit": limit,
+                "prison_number": number,
+                "tries": tries,
+                "chosen_establishment": establishment.code,
+            },
+        )
+
+
 def connection_request(
     *,
     profile: VisitorProfile,
@@ -553,8 +643,14 @@ def connection_request(
     date_of_birth: date,
     establishment: Establishment,
     relationship: str,
+    request: HttpRequest | None = None,
 ) -> Connection:
-    """Ask to be connected to a prisoner. Any mismatch gets one generic error."""
+    """Ask to be connected to a prisoner. Any mismatch gets one generic error.
+
+    At most ``IDENTITY_CONNECTION_FAILURES_PER_DAY`` mismatches per account and per
+    prison number in 24 hours; past that every request is refused with one message,
+    right details or not, until the window ends. ``request`` is only for the security
+    log (address, path)."""
     number = normalise_prison_number(prison_number)
     try:
         prison_number_validator(number)
@@ -564,6 +660,70 @@ def connection_request(
             "A prison number is a letter, four digits and two letters, e.g. A1234BC.",
             field="prison_number",
         ) from None
+    limit: int = settings.IDENTITY_CONNECTION_FAILURES_PER_DAY
+    keys = _connection_failure_keys(profile=profile, number=number)
+
+    def refuse(kind: str, tries: int) -> IdentityError:
+        _connection_limit_alert(
+            profile=profile,
+            number=number,
+            establishment=establishment,
+            limit=kind,
+            key=keys[kind],
+            tries=tries,
+            request=request,
+        )
+        return IdentityError("TOO_MANY_TRIES", str(CONNECTION_LIMIT_MESSAGE))
+
+    # Each try is counted before the lookup and given back unless it was a mismatch.
+    account_tries = _count_try(keys["account"])
+    if account_tries > limit:
+        raise refuse("account", account_tries)
+    number_tries = _count_try(keys["prison_number"])
+    if number_tries > limit:
+        _refund_try(keys["account"])
+        raise refuse("prison_number", number_tries)
+    mismatch = False
+    try:
+        return _connection_create(
+            profile=profile,
+            number=number,
+            last_name=last_name,
+            date_of_birth=date_of_birth,
+            establishment=establishment,
+            relationship=relationship,
+        )
+    except IdentityError as error:
+        mismatch = error.code == "NO_MATCH"
+        if mismatch:
+            for kind, tries in (("account", account_tries), ("prison_number", number_tries)):
+                if tries == limit:  # this mismatch used the last try: staff hear of it now
+                    _connection_limit_alert(
+                        profile=profile,
+                        number=number,
+                        establishment=establishment,
+                        limit=kind,
+                        key=keys[kind],
+                        tries=tries,
+                        request=request,
+                    )
+        raise
+    finally:
+        if not mismatch:
+            _refund_try(keys["account"])
+            _refund_try(keys["prison_number"])
+
+
+@transaction.atomic
+def _connection_create(
+    *,
+    profile: VisitorProfile,
+    number: str,
+    last_name: str,
+    date_of_birth: date,
+    establishment: Establishment,
+    relationship: str,
+) -> Connection:
     # Lock the visitor so that two requests sent at once cannot both be the 6th.
     profile = VisitorProfile.objects.select_for_update().get(pk=profile.pk)
     pending = Connection.objects.filter(visitor=profile, status=ConnectionStatus.PENDING).count()

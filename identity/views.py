@@ -233,7 +233,7 @@ def me_connect(request: HttpRequest) -> HttpResponse:
     form = forms.ConnectionForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.connection_request(profile=profile, **form.cleaned_data)
+            services.connection_request(profile=profile, request=request, **form.cleaned_data)
         except IdentityError as error:
             _apply_error(form, error)
         else:
@@ -278,6 +278,8 @@ def staff_queue(request: HttpRequest, establishment: Establishment) -> HttpRespo
         "approved_connections": selectors.connections_at(
             establishment, [ConnectionStatus.APPROVED]
         ),
+        "limit_alerts": selectors.connection_limit_alerts(establishment),
+        "limit_alert_days": selectors.CONNECTION_LIMIT_ALERT_DAYS,
     }
     return render(request, "identity/staff_queue.html", context)
 

@@ -17,19 +17,25 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from monitoring import dashboard
 from monitoring.selectors import DashboardAccess, dashboard_access
 from purplevisits.realtime import establishment_group
+from purplevisits.socket_json import Refusal, socket_message
+from purplevisits.socket_sessions import SessionRulesMixin
 
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 4096
 
 
-class DashboardConsumer(AsyncWebsocketConsumer):
+class DashboardConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     access: DashboardAccess | None = None
     group: str = ""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if not getattr(user, "is_authenticated", False):
+            await self.close(code=4401)
+            return
+        # Two-factor passed for staff, idle and absolute limits (as HTTP).
+        if not await self.session_open():
             await self.close(code=4401)
             return
         code = self.scope["url_route"]["kwargs"]["code"]
@@ -43,6 +49,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self._send_snapshot()
 
     async def disconnect(self, code: int) -> None:
+        await self.session_close()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -60,16 +67,10 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         await self._send(data)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if text_data is None or len(text_data.encode()) > MAX_MESSAGE_BYTES:
-            await self._error("bad_message", "Messages must be JSON text of at most 4 KB.")
-            return
-        try:
-            message = json.loads(text_data)
-        except json.JSONDecodeError:
-            await self._error("bad_json", "That was not valid JSON.")
-            return
-        if not isinstance(message, dict):
-            await self._error("bad_message", "A message must be a JSON object with a type.")
+        # Size and depth bounded before parsing (purplevisits/socket_json.py).
+        message = socket_message(text_data, max_bytes=MAX_MESSAGE_BYTES)
+        if isinstance(message, Refusal):
+            await self._error(message.code, message.message)
             return
         # Permission is checked again on every message: a role can be removed mid-shift.
         user = self.scope["user"]
@@ -79,6 +80,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
             await self.close(code=4403)
             return
         kind = message.get("type")
+        # A person's own act (not a heartbeat) re-checks the session and counts as use.
+        if kind in ("refresh", "ack") and not await self.session_activity():
+            return
         if kind == "refresh":
             await self._send_snapshot()
         elif kind == "ack":

@@ -10,31 +10,33 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purplevisits.settings")
 django.setup(set_prefix=False)
 
 from purplevisits.asgi_http import HTTPHandler  # noqa: E402
+from purplevisits.body_limit import RequestBodyLimit  # noqa: E402
 
-# Django's ASGIHandler with the synchronous stack run in one thread hop per request.
-django_asgi_app: Any = HTTPHandler()
+# Django's ASGIHandler with the synchronous stack run in one thread hop per request,
+# behind a body cap that answers 413 before a too-large body is read.
+django_asgi_app: Any = RequestBodyLimit(HTTPHandler())
 
-from django.conf import settings  # noqa: E402
-
-if settings.SERVE_STATIC:
-    # Embedded setup and small deployments: daphne serves /static/ itself. Behind a
-    # proxy that serves collected static files, set SERVE_STATIC=false.
-    from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-
-    django_asgi_app = ASGIStaticFilesHandler(django_asgi_app)
+# /static/ is served by whitenoise's middleware (settings.SERVE_STATIC): the collected,
+# hashed files of STATIC_ROOT in production, the source folders too with DEBUG.
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.urls import get_resolver  # noqa: E402
 
-from purplevisits.routing import websocket_urlpatterns  # noqa: E402
+from purplevisits import socket_transport  # noqa: E402
+from purplevisits.routing import unknown_path_route, websocket_urlpatterns  # noqa: E402
+from purplevisits.socket_origin import OriginValidator  # noqa: E402
+
+# A message over daphne's size limit is refused, not the socket dropped.
+socket_transport.install()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        # Origin: scheme, host and port (purplevisits/socket_origin.py); any other path
+        # closes with 4404 (purplevisits/routing.py).
+        "websocket": OriginValidator(
+            AuthMiddlewareStack(URLRouter([*websocket_urlpatterns, unknown_path_route]))
         ),
     }
 )

@@ -10,12 +10,28 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 
 from purplevisits.observability import new_request_id, request_id_var, security_event
+from purplevisits.session_rules import (
+    IS_STAFF,
+    LAST_ACTIVITY,
+    SESSION_STARTED,
+    Problem,
+    session_problem,
+    touch_activity,
+)
 
-SESSION_STARTED = "pv_session_started"
-LAST_ACTIVITY = "pv_last_activity"
-IS_STAFF = "pv_is_staff"
+# Re-exported: the keys live with the rules that read them (purplevisits/session_rules.py).
+__all__ = [
+    "IS_STAFF",
+    "LAST_ACTIVITY",
+    "SESSION_STARTED",
+    "RequestIdMiddleware",
+    "SessionLifetimeMiddleware",
+    "sign_in_url",
+]
 
 
 class RequestIdMiddleware:
@@ -37,35 +53,34 @@ class RequestIdMiddleware:
 class SessionLifetimeMiddleware:
     """Every session has an absolute limit; staff sessions also end after idle minutes.
 
-    The staff flag is set at sign-in (purplevisits.signals) so this costs no query.
+    The rules are ``purplevisits.session_rules.session_problem``, the same the
+    WebSocket consumers apply. The health check neither ends a session nor counts as
+    use of it.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.user.is_authenticated:
+        if request.user.is_authenticated and not request.path_info.startswith("/healthz"):
             now = time.time()
             session = request.session
-            started = session.setdefault(SESSION_STARTED, now)
-            last = session.get(LAST_ACTIVITY, now)
-            expired = None
-            if now - started > settings.SESSION_ABSOLUTE_SECONDS:
-                expired = "absolute"
-            elif session.get(IS_STAFF) and now - last > settings.STAFF_IDLE_SECONDS:
-                expired = "idle"
-            if expired:
-                security_event("session_expired", request=request, reason=expired)
+            session.setdefault(SESSION_STARTED, now)
+            expired = session_problem(request.user, session, now=now)
+            if expired in (Problem.IDLE, Problem.ABSOLUTE):
+                security_event("session_expired", request=request, reason=str(expired))
+                # logout() sends user_logged_out, which closes the session's sockets.
                 logout(request)
                 messages.info(
                     request,
-                    "You were signed out because you had been inactive for a while."
-                    if expired == "idle"
-                    else "Your session has ended. Please sign in again.",
+                    _("You were signed out because you had been inactive for a while.")
+                    if expired == Problem.IDLE
+                    else _("Your session has ended. Please sign in again."),
                 )
-                return redirect(f"{settings.LOGIN_URL_PATH}?next={request.path}")
-            # Writing on every request would save the session every time; a minute's
-            # resolution is plenty for a 15-minute limit.
-            if now - last > 60 or LAST_ACTIVITY not in session:
-                session[LAST_ACTIVITY] = now
+                return redirect(sign_in_url(request.get_full_path()))
+            touch_activity(session, now=now)
         return self.get_response(request)
+
+
+def sign_in_url(next_path: str) -> str:
+    return f"{settings.LOGIN_URL_PATH}?{urlencode({'next': next_path})}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -238,6 +239,19 @@ ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "http" if DEBUG else "https"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Purple Visits"
+# Staff sessions count as two-factor passed only after the TOTP step of that session
+# (purplevisits/session_rules.py). "Trust this browser" would skip the step: keep it off.
+MFA_TRUST_ENABLED = False
+# --- harden: proxies ------------------------------------------------------------------
+# How many proxies the operator runs in front of the web processes. 0 (the default):
+# X-Forwarded-For and X-Forwarded-Proto are ignored, whoever sends them, and the client
+# address is the socket's. N >= 1: the address N hops from the end of X-Forwarded-For
+# is the client's (allauth's rate limits and the sign-in delays count per address),
+# and X-Forwarded-Proto: https from the nearest proxy marks the request secure.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+ALLAUTH_TRUSTED_PROXY_COUNT = TRUSTED_PROXY_COUNT
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Internationalisation -----------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
@@ -257,15 +271,36 @@ STORAGES = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": PRIVATE_MEDIA_ROOT, "base_url": None},
     },
+    # Production: hashed names from the manifest that `collectstatic` writes at image
+    # build (deploy/entrypoint.sh collectstatic), compressed copies beside them. With
+    # DEBUG Django's {% static %} gives plain names (HashedFilesMixin.url), so the
+    # manifest is not needed there.
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "django.contrib.staticfiles.storage.ManifestStaticFilesStorage",
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage",
     },
 }
+# whitenoise serves /static/ from every web process (STATIC_ROOT; with DEBUG also the
+# source folders, re-read on every request, like runserver). SERVE_STATIC=false leaves
+# /static/ to a proxy in front.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
-DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+if SERVE_STATIC:
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+# Form fields other than files: the largest form here is a few KB.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Bodies and uploaded files past this go to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+# Whole request bodies (purplevisits/body_limit.py answers 413 before reading more): two
+# photos of up to 10 MB each plus the form. Set the proxy's body limit to the same value.
+REQUEST_BODY_MAX_BYTES = env_int(
+    "REQUEST_BODY_MAX_BYTES", 21 * 1024 * 1024, minimum=1024 * 1024, maximum=1024 * 1024 * 1024
+)
 
 # --- Email ----------------------------------------------------------------------------
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
@@ -300,7 +335,6 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -346,9 +380,39 @@ LOGGING = {
 
 SERVICE_NAME = "Purple Visits"
 
+# --- Site address, health, metrics ------------------------------------------------------
+# The public address of the site (scheme, host, port if any; no path): links in emails
+# sent outside any request (bookings, reminders) and the host the container
+# healthchecks ask for. Required with DEBUG=false; `make run` sets it from HOST/PORT.
+SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000" if DEBUG else None).rstrip("/")
+_site = urlsplit(SITE_URL)
+if _site.scheme not in {"http", "https"} or not _site.hostname or _site.path or _site.query:
+    raise ImproperlyConfigured(
+        f"SITE_URL={SITE_URL!r} must be the site's address, such as https://visits.example.org"
+    )
+SITE_HOST = _site.hostname
+# The container healthcheck (manage.py healthcheck web) asks plain HTTP on loopback.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# /metrics (Prometheus text format) answers only with "Authorization: Bearer <token>";
+# unset, it answers 404.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 32:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 32 characters.")
+# How often each process adds its request and face-check figures to Redis for /metrics.
+METRICS_FLUSH_SECONDS = 5.0
+# TURN (coturn with use-auth-secret, the TURN REST API): each participant gets a
+# username and password valid for the call (calls/turn.py). TURN_URLS: comma-separated
+# turn:/turns: URLs; TURN_SECRET: coturn's static-auth-secret.
+TURN_URLS = env_list("TURN_URLS", [])
+TURN_SECRET = env_str("TURN_SECRET", "")
+if TURN_URLS and len(TURN_SECRET) < 32:
+    raise ImproperlyConfigured("TURN_SECRET must be set (at least 32 characters) with TURN_URLS.")
+if any(not url.startswith(("turn:", "turns:")) for url in TURN_URLS):
+    raise ImproperlyConfigured("TURN_URLS must be turn: or turns: URLs, comma-separated.")
+
 # --- bookings ---
-# Links in booking emails (sent by workers, outside any request).
-BOOKINGS_SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000")
+# Links in booking emails (sent by workers, outside any request): SITE_URL.
+BOOKINGS_SITE_URL = SITE_URL
 CELERY_BEAT_SCHEDULE["bookings-send-reminders"] = {
     "task": "bookings.tasks.send_booking_reminders",
     "schedule": 300.0,
@@ -380,7 +444,9 @@ ACCOUNT_EMAIL_VERIFICATION_BY_CODE_ENABLED = False
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
 # allauth counts attempts in the default cache, which is Redis when REDIS_URL is set,
-# so the limits hold across every web process.
+# so the limits hold across every web process. Wrong passwords are slowed per account
+# *and* address by identity/login_throttle.py (identity.adapter), not locked per account;
+# "login_failed" below now limits the two-factor code step (key: the user).
 ACCOUNT_RATE_LIMITS = {
     "login": "30/m/ip",
     "login_failed": "10/m/ip,5/300s/key",
@@ -405,8 +471,16 @@ IDENTITY_MFA_EXEMPT_PREFIXES = [
 # Consent notice shown when a visitor agrees to face matching; bump when its text changes.
 IDENTITY_CONSENT_NOTICE_VERSION = "2020-07"
 IDENTITY_MAX_PENDING_CONNECTIONS = 6
+# Connection requests whose details match no prisoner, per account and per prison
+# number, in 24 hours; past it every request is refused until the window ends.
+IDENTITY_CONNECTION_FAILURES_PER_DAY = env_int(
+    "IDENTITY_CONNECTION_FAILURES_PER_DAY", 5, minimum=1, maximum=100
+)
 IDENTITY_UPLOAD_MAX_BYTES = 10 * 1024 * 1024
-IDENTITY_UPLOAD_MAX_PIXELS = 40_000_000
+# What a phone camera gives: 12 MP usually, 24 MP on the newest (5712x4284 = 24.5 MP).
+# Checked from the header before any pixel is decoded; it bounds the decoding cost of a
+# small, highly compressed PNG (a 6000x6000 one of 105 KB took 2-4 s before).
+IDENTITY_UPLOAD_MAX_PIXELS = 25_000_000
 IDENTITY_UPLOAD_MIN_SIDE = 200
 IDENTITY_ID_IMAGE_RETENTION_DAYS = 30
 IDENTITY_ENCODING_RETENTION_DAYS = 365
@@ -435,6 +509,9 @@ FACE_CHECK_DETECT_WIDTH = env_int("FACE_CHECK_DETECT_WIDTH", 480, minimum=160, m
 # face checks attach their video observers this way; see docs/signalling.md).
 RELAY_CALL_HOOKS = env_list("RELAY_CALL_HOOKS", ["calls.faces.attach_face_checks"])
 RELAY_REGISTRY_KEY = env_str("RELAY_REGISTRY_KEY", "pv:relays")
+# A participant whose socket drops and who is not back within this many seconds (a page
+# reload or a network blip rejoins sooner) raises a "lost connection" alert for staff.
+CALL_DROP_ALERT_GRACE_SECONDS = env_int("CALL_DROP_ALERT_GRACE_SECONDS", 20, minimum=0, maximum=600)
 MIDDLEWARE += ["calls.middleware.TerminalAccountMiddleware"]
 
 # --- face checks in the relay ---------------------------------------------------------

@@ -99,3 +99,26 @@ def admin_user(db, django_user_model, django_username_field):  # type: ignore[no
         **{django_username_field: "admin", "email": "admin@example.test", "password": "password"}
     )
     return factories.mfa_enabled(user)
+
+
+@pytest.fixture(autouse=True)
+def _test_client_login_passes_two_factor(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The test client's login() and force_login() are a whole sign-in, TOTP step
+    included: staff sessions count as two-factor passed only after that step
+    (purplevisits/session_rules.py). ``factories.login_without_two_factor`` signs in
+    without it."""
+    from django.test.client import ClientMixin
+
+    from purplevisits.session_rules import mark_mfa_passed
+
+    original = ClientMixin._login
+
+    def _login(self, user, backend=None):  # type: ignore[no-untyped-def]
+        original(self, user, backend)
+        if getattr(self, "_pv_skip_two_factor", False):
+            return
+        session = self.session
+        mark_mfa_passed(session, user)
+        session.save()
+
+    monkeypatch.setattr(ClientMixin, "_login", _login)

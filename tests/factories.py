@@ -236,3 +236,60 @@ class FaceEnrolmentFactory(factory.django.DjangoModelFactory):
         model = FaceEnrolment
 
     encoding_encrypted = b""
+
+
+# --- signing staff in -------------------------------------------------------------------
+# Staff sessions count as two-factor passed only after the TOTP step of that session
+# (purplevisits/session_rules.py). tests/conftest.py makes the test client's login() and
+# force_login() a complete sign-in, TOTP step included, as every existing test meant;
+# these helpers give the other cases.
+
+
+def mark_two_factor_passed(client, user) -> None:  # type: ignore[no-untyped-def]
+    """Record in ``client``'s session that ``user`` did the TOTP step in it."""
+    from purplevisits.session_rules import mark_mfa_passed
+
+    session = client.session
+    mark_mfa_passed(session, user)
+    session.save()
+
+
+def login_staff(client, user) -> None:  # type: ignore[no-untyped-def]
+    """Sign ``user`` in on ``client`` with the TOTP step done (what force_login now does)."""
+    client.force_login(user)
+    mark_two_factor_passed(client, user)
+
+
+def login_without_two_factor(client, user) -> None:  # type: ignore[no-untyped-def]
+    """Sign ``user`` in by password only: the session has not done the TOTP step
+    (Django admin's own sign-in form did this before it was closed)."""
+    client._pv_skip_two_factor = True
+    try:
+        client.force_login(user)
+    finally:
+        client._pv_skip_two_factor = False
+
+
+def make_idle(client, seconds: float | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Move ``client``'s session's last activity back past the staff idle limit."""
+    import time
+
+    from django.conf import settings
+
+    from purplevisits.session_rules import LAST_ACTIVITY
+
+    session = client.session
+    session[LAST_ACTIVITY] = time.time() - (seconds or settings.STAFF_IDLE_SECONDS + 120)
+    session.save()
+
+
+def socket_session(user, *, two_factor: bool = True):  # type: ignore[no-untyped-def]
+    """A saved session signing ``user`` in, for a socket test's ``scope["session"]``
+    (consumers read the session's rules, as the AuthMiddlewareStack scope gives them)."""
+    from django.test import Client
+
+    client = Client()
+    login_without_two_factor(client, user)
+    if two_factor:  # explicitly: benches use this without tests/conftest.py
+        mark_two_factor_passed(client, user)
+    return client.session

@@ -5,6 +5,12 @@ The rows are generated from the URL configuration (``get_resolver()``) and from
 without a decision fails ``test_every_url_has_a_decision``. To decide a new URL, add
 one line to ``DECISIONS`` (or reuse a preset such as ``STAFF_AT_X``).
 
+Two more dimensions cover sessions the staff rules refuse (purplevisits/session_rules.py):
+"staff without two-factor passed" (officer X has an authenticator app, but this
+session did not do the TOTP step) and "idle-expired staff" (officer X's session unused
+for longer than STAFF_IDLE_SECONDS). Both are signed out and sent to sign in on every
+URL but ``SESSION_RULES_EXEMPT``, and refused (4401) by every websocket route.
+
 Cells: an HTTP status (200, 403, 404, 400...), or a redirect: ``LOGIN`` (to sign in),
 ``TERMINAL`` (a laptop account is sent back to its own page), ``ADMIN_LOGIN`` (Django
 admin's own sign-in, for anyone who is not a superuser), or ``to("/path/")``.
@@ -24,6 +30,7 @@ from django.db import transaction
 from django.test import Client
 
 from purplevisits.routing import websocket_urlpatterns
+from tests import factories
 from tests.security.urlwalk import all_routes
 from tests.security.world import ROLES, World, build_world
 
@@ -142,6 +149,7 @@ DECISIONS: dict[str, Decision] = {
     "me_identity": VISITOR_ONLY,
     "me_dependant_add": VISITOR_ONLY,
     "me_connect": VISITOR_ONLY,
+    "me_group": VISITOR_ONLY,
     "me_check_image": FAMILY_A_OWN,
     "me_dependant_photo": FAMILY_A_OWN,
     "me_dependant_image": FAMILY_A_OWN,
@@ -162,6 +170,8 @@ DECISIONS: dict[str, Decision] = {
     "bookings:calendar": FAMILY_A_OWN,
     "bookings:cancel": FAMILY_A_OWN,
     "bookings:respond": FAMILY_A_OWN,
+    # Without a new time: to the portal's list marked for moving the call.
+    "bookings:move": row(LOGIN, to("/visits/"), 404, TERMINAL, 404, 404, 404, 404),
     # bookings: staff
     "bookings:staff_day": STAFF_OF_X,
     "bookings:staff_week": STAFF_OF_X,
@@ -194,6 +204,17 @@ DECISIONS: dict[str, Decision] = {
         method="post",
     ),
     "monitoring:alert_snapshot": STAFF_AT_X,
+    # Acknowledging every alert of one call: officers and visits admins at X only.
+    "monitoring:call_alerts_acknowledge": row(
+        LOGIN,
+        403,
+        403,
+        403,
+        *[to("/staff/xanadu/dashboard/")] * 2,
+        404,
+        403,
+        method="post",
+    ),
     # HQ sees the call's status read-only; officers elsewhere learn nothing.
     "monitoring:call_detail": STAFF_AT_X,
     # Officers and visits admins at X act and return to the call page; every other
@@ -207,8 +228,10 @@ DECISIONS: dict[str, Decision] = {
     "identity_staff_prisoner_photo_remove": row(
         LOGIN, 403, 403, 403, 403, to("/staff/xanadu/prisoners/"), 404, 403, method="post"
     ),
-    # Django admin's sign-in and sign-out pages.
-    "admin:login": PUBLIC,
+    # Django admin's sign-in and sign-out pages. Admin has no sign-in of its own: its
+    # login page sends everyone to the site's (allauth, two-factor, rate limits).
+    "admin_login": row(*[LOGIN] * 3, TERMINAL, *[LOGIN] * 4),
+    "admin:login": row(*[LOGIN] * 3, TERMINAL, *[LOGIN] * 4),
     "admin:logout": row(*[to("/admin/")] * 3, TERMINAL, *[to("/admin/")] * 4),
 }
 
@@ -385,4 +408,70 @@ async def test_websocket_matrix(ws_world: World, role: str) -> None:
         expected = WS_DECISIONS[route][role]
         if got != expected:
             wrong.append(f"{path}: expected {expected}, got {got}")
+    assert not wrong, f"{role}:\n" + "\n".join(wrong)
+
+
+# --- Sessions the staff rules refuse: every URL and every websocket route ---------------
+SESSION_ROLES = ("staff_without_two_factor_passed", "idle_expired_staff")
+# Where such a session is left alone (a health probe never signs anyone out).
+SESSION_RULES_EXEMPT: dict[str, Cell] = {"healthz": 200}
+
+
+def sign_in_refused(client: Client, user: object, role: str) -> None:
+    if role == "staff_without_two_factor_passed":
+        factories.login_without_two_factor(client, user)
+    else:
+        client.force_login(user)  # type: ignore[arg-type]
+        factories.make_idle(client)
+
+
+@pytest.mark.parametrize("role", SESSION_ROLES)
+def test_http_matrix_refuses_sessions_that_break_staff_rules(world: World, role: str) -> None:
+    officer = world.users["officer_x"]
+    samples = world.sample_kwargs()
+    wrong = []
+    for route in all_routes():
+        decision = decision_for(route.key)
+        assert decision is not None, route.key
+        path = route.path(samples)
+        # Each request signs the session out: a new one for every URL.
+        client = Client()
+        sign_in_refused(client, officer, role)
+        with transaction.atomic():
+            response = getattr(client, decision.method)(path)
+            transaction.set_rollback(True)
+        location = response.get("Location", "")
+        cell = SESSION_RULES_EXEMPT.get(route.key, LOGIN)
+        signed_out = "_auth_user_id" not in client.session
+        if not matches(cell, response.status_code, location) or (
+            route.key not in SESSION_RULES_EXEMPT and not signed_out
+        ):
+            wrong.append(
+                f"{route.key} {decision.method.upper()} {path}: expected {cell} and signed "
+                f"out, got {response.status_code} {location} (signed out: {signed_out})"
+            )
+    assert not wrong, f"{role}:\n" + "\n".join(wrong)
+
+
+def _refused_cookie_for(user: object, role: str) -> bytes:
+    client = Client()
+    sign_in_refused(client, user, role)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+@pytest.mark.parametrize("role", SESSION_ROLES)
+async def test_websocket_matrix_refuses_sessions_that_break_staff_rules(
+    ws_world: World, role: str
+) -> None:
+    samples = ws_world.sample_kwargs()
+    officer = ws_world.users["officer_x"]
+    # The same officer with a good session is accepted on every route (WS_DECISIONS).
+    assert all(decision["officer_x"] == ACCEPT for decision in WS_DECISIONS.values())
+    cookie = await database_sync_to_async(_refused_cookie_for)(officer, role)
+    wrong = []
+    for pattern in websocket_urlpatterns:
+        path = ws_path(str(pattern.pattern), samples)
+        got = await ws_outcome(path, cookie)
+        if got != 4401:
+            wrong.append(f"{path}: expected 4401, got {got}")
     assert not wrong, f"{role}:\n" + "\n".join(wrong)

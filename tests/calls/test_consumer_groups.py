@@ -10,6 +10,7 @@ from channels.testing import WebsocketCommunicator
 from calls import services
 from calls.routing import websocket_urlpatterns
 from purplevisits.realtime import call_group
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,6 +38,7 @@ async def test_a_heartbeat_rejoins_the_call_group_after_the_layer_forgot_it(tset
     call = await sync_to_async(services.call_open)(booking=tsetup.booking)
     communicator = WebsocketCommunicator(application, f"/ws/calls/{call.pk}/")
     communicator.scope["user"] = tsetup.family
+    communicator.scope["session"] = await sync_to_async(factories.socket_session)(tsetup.family)
     connected, _ = await communicator.connect()
     assert connected
     await _next(communicator, "state")

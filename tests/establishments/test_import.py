@@ -119,8 +119,10 @@ def test_a_bad_line_after_good_ones_leaves_existing_data_untouched(tmp_path: Pat
     assert Establishment.objects.count() == 1
 
 
-def test_seed_demo_is_idempotent(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_seed_demo_is_idempotent(capsys, settings) -> None:  # type: ignore[no-untyped-def]
     from establishments.models import Prisoner, StaffMembership, Terminal
+
+    settings.DEBUG = True  # the demo exists only in a demonstration setup
 
     call_command("seed_demo")
     counts = (Terminal.objects.count(), Prisoner.objects.count(), StaffMembership.objects.count())
@@ -143,7 +145,9 @@ def test_demo_staff_have_two_factor_with_the_printed_secret(capsys, settings) ->
 
     from establishments.demo import DEMO_TOTP_SECRET, demo_code
 
+    settings.DEBUG = True
     call_command("seed_demo")
+    settings.DEBUG = False
     assert DEMO_TOTP_SECRET in capsys.readouterr().out
     staff = Authenticator.objects.filter(type=Authenticator.Type.TOTP).values_list(
         "user__email", flat=True
@@ -162,13 +166,14 @@ def test_demo_staff_have_two_factor_with_the_printed_secret(capsys, settings) ->
     assert capsys.readouterr().out.strip() == demo_code()
 
 
-def test_seed_demo_gives_a_joinable_call_once() -> None:
+def test_seed_demo_gives_a_joinable_call_once(settings) -> None:  # type: ignore[no-untyped-def]
     from datetime import timedelta
 
     from django.utils import timezone
 
     from bookings.models import Booking
 
+    settings.DEBUG = True
     call_command("seed_demo")
     call_command("seed_demo")
     booking = Booking.objects.get()
@@ -177,3 +182,30 @@ def test_seed_demo_gives_a_joinable_call_once() -> None:
     assert booking.terminal.user.email == "laptop1@demo.purplevisits.test"
     opens = booking.starts_at - timedelta(minutes=booking.establishment.join_window_minutes)
     assert opens <= timezone.now() < booking.ends_at
+
+
+def test_seed_demo_refuses_without_debug_and_creates_nothing(settings, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 #5: with DEBUG=false the public demo superuser must never be created."""
+    from django.contrib.auth.models import User
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management import execute_from_command_line
+
+    from establishments.demo import seed_demo
+
+    settings.DEBUG = False
+    with pytest.raises(CommandError, match="only with DEBUG=true"):
+        call_command("seed_demo")
+    # As `manage.py seed_demo` it is a clear message on stderr and a non-zero exit.
+    # (run_from_argv closes the database connections at the end: not the test's.)
+    from django.db import connections
+
+    monkeypatch.setattr(connections, "close_all", lambda: None)
+    with pytest.raises(SystemExit) as exited:
+        execute_from_command_line(["manage.py", "seed_demo"])
+    assert exited.value.code != 0
+    assert "only with DEBUG=true" in capsys.readouterr().err
+    # The function itself refuses too (a shell or script cannot go round the command).
+    with pytest.raises(ImproperlyConfigured):
+        seed_demo()
+    assert not User.objects.exists()
+    assert not Establishment.objects.filter(code="askham-grange").exists()

@@ -7,7 +7,8 @@ from identity.selectors import identity_checks_to_review
 pytestmark = pytest.mark.django_db
 
 
-def test_demo_family_is_approved_and_a_check_waits_for_review(capsys) -> None:  # type: ignore[no-untyped-def]
+def test_demo_family_is_approved_and_a_check_waits_for_review(capsys, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DEBUG = True  # the demo exists only in a demonstration setup
     call_command("seed_demo")
     counts = (
         VisitorProfile.objects.count(),

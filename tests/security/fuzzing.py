@@ -1,17 +1,21 @@
 """Hostile-input generators and the invariants checked by the fuzz tests and bench/fuzz.py.
 
-Three targets:
+Targets:
 - the photo uploads of identity (ID + selfie, dependant add, dependant photo),
 - the booking form post,
-- the signalling consumer (CallConsumer) through channels' WebsocketCommunicator.
+- the two socket consumers, the call's (signalling) and the staff dashboard's, through
+  the whole ASGI stack (Origin check, session cookie, router) with channels'
+  WebsocketCommunicator: random, nested, deep, huge and hostile JSON, binary frames.
 
 Invariants: never a 500 or an exception, and nothing stored unless the page said it
-accepted the input (a redirect); the consumer answers only with its contract messages
-and close codes, and garbage never ends or pauses a call.
+accepted the input (a redirect); a consumer answers only with its contract messages
+and close codes, a frame the reader refuses (purplevisits/socket_json.py) gets its
+``error`` reply and the socket stays open, and garbage never ends or pauses a call.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -147,9 +151,10 @@ booking_post = st.fixed_dictionaries(
     },
 )
 
-# --- signalling ---------------------------------------------------------------------------
+# --- sockets: the call (signalling) and dashboard consumers ---------------------------------
 
 TYPES = ["offer", "heartbeat", "control", "leave", "answer", "ice", "state", "", "OFFER"]
+DASHBOARD_TYPES = ["refresh", "ack", "heartbeat", "snapshot", "call", "alert", "", "ACK"]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
     lambda children: (
@@ -177,6 +182,48 @@ sdp_text = st.one_of(
         max_size=30,
     ).map("\r\n".join),
 )
+
+
+def _nested(depth: int, opener: str, closed: bool, inner: str) -> str:
+    """``depth`` levels of ``opener`` around ``inner``, closed or left open."""
+    closer = {"[": "]", '{"a":': "}", '{"type":': "}", '[{"a":': "}]", '{"a":[': "]}"}[opener]
+    return opener * depth + (inner + closer * depth if closed else "")
+
+
+# Nested, deep, huge and hostile JSON (issue 12 finding 6: 1,500 brackets crashed both
+# consumers with RecursionError).
+deep_json = st.builds(
+    _nested,
+    st.one_of(st.integers(1, 40), st.integers(900, 5000), st.just(100_000)),
+    st.sampled_from(["[", '{"a":', '{"type":', '[{"a":', '{"a":[']),
+    st.booleans(),
+    st.sampled_from(["1", '"x"', "[]", '"[[[["', "null", ""]),
+)
+hostile_json = st.one_of(
+    deep_json,
+    # JSON-looking noise: brackets, quotes, escapes, numbers, keywords.
+    st.text(alphabet='[]{}"\\:,0123456789.eE+-ntrufals ', max_size=3000),
+    # Either side of the size limits (4 KB dashboard, 64 KB call).
+    st.sampled_from([4096, 4097, 64 * 1024, 64 * 1024 + 1, 70_000]).map(
+        lambda n: '{"type": "heartbeat", "x": "' + "x" * max(0, n - 29) + '"}'
+    ),
+    st.sampled_from(
+        [
+            '{"type": NaN}',
+            '{"type": "heartbeat", "x": Infinity}',
+            '{"type": "heartbeat", "x": -Infinity}',
+            "1" * 5000,  # past Python's int-from-text digit limit
+            '{"type": "heartbeat", "x": 1e999999}',
+            '{"type": "\\ud800"}',  # an escaped lone surrogate
+            '{"type": "heartbeat", "type": "offer"}',
+            '{"type": "heartbeat"}{"type": "heartbeat"}',
+            '\ufeff{"type": "heartbeat"}',
+            '{"type": "heartbeat", "\\u0000": "\\u0000"}',
+            "",
+            " ",
+        ]
+    ),
+)
 signalling_object = st.fixed_dictionaries(
     {"type": st.one_of(st.sampled_from(TYPES), st.text(max_size=30))},
     optional={
@@ -191,55 +238,123 @@ signalling_frame = st.one_of(
     json_values.map(lambda v: ("text", json.dumps(v))),
     st.text(max_size=300).map(lambda t: ("text", t)),
     st.binary(min_size=1, max_size=300).map(lambda b: ("bytes", b)),
-    st.just(("text", "{" * 5000)),
-    st.just(("text", "[" * 100_000)),
+    hostile_json.map(lambda t: ("text", t)),
 )
-CONTRACT_CLOSE_CODES = {1000, 4403, 4408, 4409, 4410, 4429}
-CONTRACT_MESSAGE_TYPES = {"state", "error", "warning", "ended", "message", "answer", "ice"}
+dashboard_object = st.fixed_dictionaries(
+    {"type": st.one_of(st.sampled_from(DASHBOARD_TYPES), st.text(max_size=30))},
+    optional={"alert": st.one_of(st.integers(-(2**63), 2**63), json_values)},
+)
+dashboard_frame = st.one_of(
+    dashboard_object.map(lambda m: ("text", json.dumps(m))),
+    json_values.map(lambda v: ("text", json.dumps(v))),
+    st.text(max_size=300).map(lambda t: ("text", t)),
+    st.binary(min_size=1, max_size=300).map(lambda b: ("bytes", b)),
+    hostile_json.map(lambda t: ("text", t)),
+)
+
+
+@dataclass(frozen=True)
+class SocketContract:
+    """What a consumer may answer (SIGNALLING.md, docs/signalling.md) and its size limit."""
+
+    message_types: frozenset[str]
+    close_codes: frozenset[int]
+    max_bytes: int
+
+
+CALL_CONTRACT = SocketContract(
+    frozenset({"state", "error", "warning", "ended", "message", "answer", "ice"}),
+    frozenset({1000, 4403, 4408, 4409, 4410, 4429}),
+    64 * 1024,
+)
+DASHBOARD_CONTRACT = SocketContract(
+    frozenset({"snapshot", "call", "alert", "heartbeat", "error"}),
+    frozenset({4403}),
+    4096,
+)
+# Kept for callers of the first version.
+CONTRACT_CLOSE_CODES = set(CALL_CONTRACT.close_codes)
+CONTRACT_MESSAGE_TYPES = set(CALL_CONTRACT.message_types)
+
+
+@dataclass
+class SocketTally(Tally):
+    """Cases are frames; ``errors`` counts ``error`` replies (refusals, as designed);
+    ``failures`` are crashes: exceptions, unexpected messages or close codes, a refused
+    frame without its error."""
+
+    errors: int = 0
+
+
+def expected_refusal(kind: str, payload: Any, max_bytes: int) -> str | None:
+    """The error code the consumer must answer for this frame, if the reader refuses it."""
+    from purplevisits.socket_json import Refusal, socket_message
+
+    refusal = socket_message(payload if kind == "text" else None, max_bytes=max_bytes)
+    return refusal.code if isinstance(refusal, Refusal) else None
 
 
 async def socket_session(
-    application: Any,
     path: str,
-    user: Any,
+    cookie: bytes,
     frames: list[tuple[str, Any]],
     tally: Tally,
     *,
     quiet: float = 0.05,
+    contract: SocketContract = CALL_CONTRACT,
 ) -> None:
-    """Open the call socket as ``user``, send ``frames``, check every answer."""
-    from channels.testing import WebsocketCommunicator
+    """Open ``path`` through the whole ASGI stack (Origin check, session cookie, router)
+    as a browser would, send ``frames``, check every answer against ``contract``."""
+    from tests.security.sockets import browser_socket
 
-    communicator = WebsocketCommunicator(application, path)
-    communicator.scope["user"] = user
-    connected, _ = await communicator.connect(timeout=5)
+    communicator = await browser_socket(path, cookie=cookie)
+    connected, code = await communicator.connect(timeout=10)
     if not connected:
-        tally.failures.append("could not connect")
+        tally.failures.append(f"could not connect ({code})")
         return
     closed = False
+
+    def check(output: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal closed
+        if output["type"] == "websocket.close":
+            closed = True
+            if output.get("code", 1000) not in contract.close_codes:
+                tally.failures.append(f"close code {output.get('code')}")
+            return None
+        message = json.loads(output.get("text", "null"))
+        if not isinstance(message, dict) or message.get("type") not in contract.message_types:
+            tally.failures.append(f"unexpected message {str(message)[:100]}")
+            return None
+        if message["type"] == "error":
+            if isinstance(tally, SocketTally):
+                tally.errors += 1
+            if not message.get("code") or not message.get("message"):
+                tally.failures.append(f"error without code or words {str(message)[:100]}")
+        return message
+
     try:
         for kind, payload in frames:
             if closed:
                 break
             tally.cases += 1
+            due = expected_refusal(kind, payload, contract.max_bytes)
             # Raw ASGI input: send_to() refuses empty frames, a browser can send them.
             await communicator.send_input({"type": "websocket.receive", kind: payload})
-            # Drain what the consumer says, until it goes quiet.
+            # A refused frame is owed its error: wait for it (generous ceiling; a late
+            # answer to an earlier frame may come first, as the consumer answers in order).
+            while due is not None and not closed:
+                message = check(await communicator.receive_output(timeout=10))
+                if message is not None and message.get("code") in (due, "rate_limited"):
+                    due = None
+            # Then drain what else the consumer says, until it goes quiet.
             # (receive_output's own timeout would kill the application: ask first.)
-            while not await communicator.receive_nothing(timeout=quiet, interval=quiet / 5):
-                output = await communicator.receive_output(timeout=1)
-                if output["type"] == "websocket.close":
-                    closed = True
-                    if output.get("code", 1000) not in CONTRACT_CLOSE_CODES:
-                        tally.failures.append(f"close code {output.get('code')}")
-                    break
-                message = json.loads(output.get("text", "null"))
-                if not isinstance(message, dict) or message.get("type") not in (
-                    CONTRACT_MESSAGE_TYPES
-                ):
-                    tally.failures.append(f"unexpected message {str(message)[:100]}")
+            while not closed and not await communicator.receive_nothing(
+                timeout=quiet, interval=quiet / 5
+            ):
+                check(await communicator.receive_output(timeout=10))
     except Exception as exc:  # noqa: BLE001 - the consumer crashed: that is the finding
         tally.failures.append(f"consumer raised {type(exc).__name__}: {exc}"[:300])
     finally:
-        with contextlib.suppress(Exception):  # already closed
+        # Already closed, or the application crashed (its future is cancelled).
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await communicator.disconnect(timeout=2)

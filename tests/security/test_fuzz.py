@@ -1,22 +1,21 @@
-"""Short hypothesis runs against the upload forms, the booking post and the signalling
-consumer (bench/fuzz.py runs the same generators for >= 10,000 cases each)."""
+"""Short hypothesis runs against the upload forms, the booking post and the two socket
+consumers (bench/fuzz.py runs the same generators for >= 10,000 cases each)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from channels.routing import URLRouter
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calls import services as call_services
 from calls.models import Call, CallStatus
-from calls.routing import websocket_urlpatterns
 from identity.models import Dependant, VerificationStatus
 from tests import factories
 from tests.security import fuzzing
+from tests.security.sockets import session_cookie
 from tests.security.world import World, build_world
 
 FUZZ = settings(
@@ -131,22 +130,24 @@ def socket_world(transactional_db) -> World:  # type: ignore[no-untyped-def]
     return built
 
 
-@settings(
+SOCKET_FUZZ = settings(
     max_examples=40,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+
+
+@SOCKET_FUZZ
 @given(frames=st.lists(fuzzing.signalling_frame, min_size=1, max_size=8))
 def test_fuzz_signalling_consumer(socket_world: World, frames) -> None:  # type: ignore[no-untyped-def]
     call = socket_world.objects["call_a"]
-    application = URLRouter(websocket_urlpatterns)
-    tally = fuzzing.Tally()
+    tally = fuzzing.SocketTally()
+    cookie = session_cookie(socket_world.users["family_a"])
     asyncio.run(
         fuzzing.socket_session(
-            application,
             f"/ws/calls/{call.pk}/",  # type: ignore[attr-defined]
-            socket_world.users["family_a"],
+            cookie,
             frames,
             tally,
         )
@@ -155,3 +156,40 @@ def test_fuzz_signalling_consumer(socket_world: World, frames) -> None:  # type:
     after = Call.objects.get(pk=call.pk)  # type: ignore[attr-defined]
     assert after.status != CallStatus.ENDED and after.end_reason == ""
     assert after.status != CallStatus.PAUSED
+
+
+@SOCKET_FUZZ
+@given(frames=st.lists(fuzzing.dashboard_frame, min_size=1, max_size=8))
+def test_fuzz_dashboard_consumer(socket_world: World, frames) -> None:  # type: ignore[no-untyped-def]
+    tally = fuzzing.SocketTally()
+    cookie = session_cookie(socket_world.users["officer_x"])
+    code = socket_world.objects["x"].code  # type: ignore[attr-defined]
+    asyncio.run(
+        fuzzing.socket_session(
+            f"/ws/staff/{code}/dashboard/",
+            cookie,
+            frames,
+            tally,
+            contract=fuzzing.DASHBOARD_CONTRACT,
+        )
+    )
+    assert tally.failures == []
+
+
+def test_the_socket_invariant_catches_a_crash(socket_world: World, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The socket check itself can fail: a consumer that raises is reported."""
+    from monitoring import consumers
+
+    def crash(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(consumers, "socket_message", crash)
+    tally = fuzzing.SocketTally()
+    cookie = session_cookie(socket_world.users["officer_x"])
+    code = socket_world.objects["x"].code  # type: ignore[attr-defined]
+    frames = [("text", "[" * 1500)]
+    path = f"/ws/staff/{code}/dashboard/"
+    asyncio.run(
+        fuzzing.socket_session(path, cookie, frames, tally, contract=fuzzing.DASHBOARD_CONTRACT)
+    )
+    assert tally.failures and "RecursionError" in tally.failures[0]

@@ -1,12 +1,20 @@
-from django.core.management.base import BaseCommand
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
-from establishments.demo import DEMO_TOTP_SECRET, seed_demo
+from establishments.demo import DEMO_REFUSED_MESSAGE, DEMO_TOTP_SECRET, seed_demo
 
 
 class Command(BaseCommand):
-    help = "Create (or refresh) demo data and accounts. Safe to run again: nothing is duplicated."
+    help = (
+        "Create (or refresh) demo data and accounts (DEBUG only: the passwords and the "
+        "two-factor secret are public). Safe to run again: nothing is duplicated."
+    )
 
     def handle(self, *args: object, **options: object) -> None:
+        if not settings.DEBUG:
+            # Before anything is written: a production database must never get accounts
+            # whose password and two-factor secret are printed in the README.
+            raise CommandError(DEMO_REFUSED_MESSAGE)
         result = seed_demo()
         self.stdout.write(self.style.SUCCESS(f"Demo establishment: {result.establishment.name}"))
         self.stdout.write("Demo accounts (sign in at /accounts/login/, staff admin at /admin/):")
