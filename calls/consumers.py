@@ -22,11 +22,14 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from calls import selectors, services
+from calls.labels import alert_label
 from calls.models import CallRole, CallStatus, PauseReason
 from calls.relay.registry import RelayUnavailable, relay_channel_for_call, relay_is_live
 from calls.relay.server import ensure_in_process_relay
 from calls.sdp import SdpError, check_offer
 from purplevisits.realtime import call_group
+from purplevisits.socket_json import Refusal, socket_message
+from purplevisits.socket_sessions import SessionRulesMixin
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +58,9 @@ CLOSE_HEARTBEAT = 4408
 CLOSE_OUTSIDE_WINDOW = 4409
 CLOSE_ENDED = 4410
 CLOSE_FLOOD = 4429
+# The same side opened the call again elsewhere (another tab or device): this older
+# socket is closed and its client should not reconnect (docs/signalling.md).
+CLOSE_REPLACED = 4412
 
 
 def _authorise(call_id: str, user: Any) -> tuple[str, dict[str, Any]]:
@@ -105,11 +111,17 @@ def _record_control_refusal(call_id: str, user: Any, action: Any, code: str, tex
         logger.exception("could not record a refused control on call %s", call_id)
 
 
+def _alerts_for_monitor(call_id: str) -> list[dict[str, Any]]:
+    from monitoring.selectors import call_alerts_for_monitor
+
+    return call_alerts_for_monitor(call_id)
+
+
 def _relay_channel(call_id: str, in_process: tuple[str, str] | None) -> str:
     return relay_channel_for_call(call_id, in_process=in_process)
 
 
-class CallConsumer(AsyncWebsocketConsumer):
+class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     role: str = ""
     call_id: str = ""
     connection_id: int | None = None
@@ -137,6 +149,10 @@ class CallConsumer(AsyncWebsocketConsumer):
             await self._close(CLOSE_UNAUTHENTICATED)
             return
         self.user = user
+        # Signed in, two-factor passed for staff, idle and absolute limits (as HTTP).
+        if not await self.session_open():
+            await self._close(CLOSE_UNAUTHENTICATED)
+            return
         try:
             self.role, state = await database_sync_to_async(_authorise)(self.call_id, user)
         except services.CallRefused as refusal:
@@ -152,9 +168,14 @@ class CallConsumer(AsyncWebsocketConsumer):
         self.connection_id = connection.pk
         state = await database_sync_to_async(_state)(self.call_id) or state
         await self._send_state(state)
+        if self.role == CallRole.MONITOR:
+            # What monitors were told before this one came (face checks off, a stranger…).
+            for alert in await database_sync_to_async(_alerts_for_monitor)(self.call_id):
+                await self._send(alert)
         self.ticker = asyncio.ensure_future(self._tick())
 
     async def disconnect(self, code: int) -> None:
+        await self.session_close()
         if self.ticker is not None:
             self.ticker.cancel()
         if not self.call_id:
@@ -165,6 +186,9 @@ class CallConsumer(AsyncWebsocketConsumer):
                 connection_id=self.connection_id, dropped=True
             )
             await self._tell_relay({"type": "relay.leave"})
+
+    async def session_refuse(self) -> None:
+        await self._close(CLOSE_UNAUTHENTICATED)
 
     # --- client messages -----------------------------------------------------------
 
@@ -180,25 +204,17 @@ class CallConsumer(AsyncWebsocketConsumer):
             else:
                 await self._error("rate_limited", "Too many messages: slow down.")
             return
-        if text_data is None:
-            await self._error("bad_message", "Messages must be JSON text.")
-            return
-        if len(text_data) > MAX_MESSAGE_BYTES or len(text_data.encode()) > MAX_MESSAGE_BYTES:
-            await self._error("too_large", "Messages can be at most 64 KB.")
-            return
-        try:
-            message = json.loads(text_data)
-        except ValueError:
-            await self._error("bad_json", "The message is not valid JSON.")
-            return
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            await self._error("bad_message", "A message is a JSON object with a 'type'.")
+        # Size and depth bounded before parsing (purplevisits/socket_json.py).
+        message = socket_message(text_data, max_bytes=MAX_MESSAGE_BYTES)
+        if isinstance(message, Refusal):
+            await self._error(message.code, message.message)
             return
         handler = {
             "offer": self._on_offer,
             "heartbeat": self._on_heartbeat,
             "control": self._on_control,
             "leave": self._on_leave,
+            "mute": self._on_mute,
         }.get(message["type"])
         if handler is None:
             await self._error("unknown_type", f"Unknown message type {message['type'][:40]!r}.")
@@ -210,6 +226,9 @@ class CallConsumer(AsyncWebsocketConsumer):
         if status == CallStatus.ENDED:
             await self._send({"type": "ended", "reason": _end_reason(end_reason)})
             await self._close(CLOSE_ENDED)
+            return
+        # A person's own act (not a heartbeat) re-checks the session and counts as use.
+        if message["type"] in ("offer", "control") and not await self.session_activity():
             return
         await handler(message)
 
@@ -295,6 +314,19 @@ class CallConsumer(AsyncWebsocketConsumer):
             self.call_id, self.user, message.get("action"), code, text
         )
 
+    async def _on_mute(self, message: dict[str, Any]) -> None:
+        muted = message.get("muted")
+        if self.role == CallRole.MONITOR:
+            await self._error("forbidden", "Staff monitors send no sound to mute.")
+            return
+        if not isinstance(muted, bool):
+            await self._error("bad_mute", "'muted' must be true or false.")
+            return
+        if self.connection_id is not None:
+            await database_sync_to_async(services.call_connection_mute)(
+                connection_id=self.connection_id, muted=muted
+            )
+
     async def _on_leave(self, message: dict[str, Any]) -> None:
         if self.connection_id is not None:
             connection_id, self.connection_id = self.connection_id, None
@@ -313,7 +345,24 @@ class CallConsumer(AsyncWebsocketConsumer):
     async def call_alert(self, event: dict[str, Any]) -> None:
         if self.role == CallRole.MONITOR:
             payload = {k: v for k, v in event.items() if k != "type"}
+            payload.setdefault(
+                "label", alert_label(str(payload.get("kind", "")), payload.get("side"))
+            )
             await self._send({"type": "alert", **payload})
+
+    async def call_replaced(self, event: dict[str, Any]) -> None:
+        # call_join closed this socket's row already: leaving it is not a drop.
+        self.connection_id = None
+        await self._tell_relay({"type": "relay.leave"})
+        await self._error(
+            "replaced", "The call was opened in another window or on another device."
+        )
+        await self._close(CLOSE_REPLACED)
+
+    async def call_event(self, event: dict[str, Any]) -> None:
+        # What happened on the call, for the officer's page; staff emails stay with staff.
+        if self.role == CallRole.MONITOR:
+            await self._send({"type": "event", **event.get("event", {})})
 
     async def call_answer(self, event: dict[str, Any]) -> None:
         self.offer_sent_at = None

@@ -55,6 +55,12 @@ class Call(models.Model):
     def __str__(self) -> str:
         return f"Call {self.id} ({self.status})"
 
+    @property
+    def status_label(self) -> str:
+        from calls.labels import status_label
+
+        return status_label(self.status, self.pause_reason, self.end_reason)
+
 
 class CallEventKind(models.TextChoices):
     JOINED = "joined", "Joined"
@@ -94,6 +100,30 @@ class CallEvent(models.Model):
             raise ValueError("Call events are append-only.")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
+    @property
+    def role_label(self) -> str:
+        from calls.labels import ROLE
+
+        return str(ROLE.get(self.role, self.role))
+
+    @property
+    def reason_label(self) -> str:
+        from calls.labels import event_reason_label
+
+        return event_reason_label(self.kind, self.reason)
+
+    @property
+    def summary(self) -> str:
+        """One line for staff: 'Paused (Staff): paused by staff – officer@example.org'."""
+        text = str(self.get_kind_display())
+        if self.role:
+            text += f" ({self.role_label})"
+        if self.reason:
+            text += f": {self.reason_label}"
+        if self.actor_id is not None and self.actor is not None:
+            text += f" – {self.actor.email}"
+        return text
+
 
 class CallRole(models.TextChoices):
     FAMILY = "family", "Family"
@@ -115,6 +145,8 @@ class CallConnection(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     channel_name = models.CharField(max_length=200)
+    # The participant turned their microphone off (the others and monitors are told).
+    muted = models.BooleanField(default=False)
     connected_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     left_at = models.DateTimeField(null=True, blank=True)

@@ -13,7 +13,8 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from bookings.models import Booking, BookingStatus
-from calls.models import Call, CallConnection, CallRole
+from calls.labels import ROLE, status_label
+from calls.models import Call, CallConnection, CallEvent, CallEventKind, CallRole, EndReason
 from establishments.models import Establishment, StaffRole, Terminal
 from establishments.selectors import has_role_at
 
@@ -77,19 +78,67 @@ def connected_roles(call_id: uuid.UUID | str, now: datetime | None = None) -> se
     )
 
 
+def _connected_muted(call_id: uuid.UUID | str, now: datetime | None = None) -> dict[str, bool]:
+    """{role: muted} of the participants connected now (muted if any socket of theirs is)."""
+    now = now or timezone.now()
+    found: dict[str, bool] = {}
+    for role, muted in CallConnection.objects.filter(
+        call_id=call_id, left_at__isnull=True, last_seen_at__gte=now - STALE_AFTER
+    ).values_list("role", "muted"):
+        found[role] = found.get(role, False) or muted
+    return found
+
+
 def call_state_payload(call: Call, now: datetime | None = None) -> dict[str, Any]:
     """The fields of the contract's ``state`` message (without ``server_time``)."""
-    roles = connected_roles(call.pk, now)
+    roles = _connected_muted(call.pk, now)
     return {
         "call_id": str(call.pk),
         "status": call.status,
         "pause_reason": call.pause_reason or None,
         "end_reason": call.end_reason or None,
+        # Plain words for the codes above (calls.labels): clients may show them as they are.
+        "status_label": status_label(call.status, call.pause_reason, call.end_reason),
         "started_at": call.started_at.isoformat() if call.started_at else None,
         "ends_at": call.ends_at.isoformat() if call.ends_at else None,
         "slot_ends_at": call.booking.ends_at.isoformat(),
-        "participants": [{"role": role, "connected": role in roles} for role in MEDIA_ROLES],
+        "participants": [
+            {
+                "role": role,
+                "connected": role in roles,
+                "muted": roles.get(role, False),
+                "label": str(ROLE[role]),
+            }
+            for role in MEDIA_ROLES
+        ],
+        # What staff wrote when they ended the call: both sides are shown it.
+        "end_note": staff_end_note(call),
     }
+
+
+def call_event_payload(event: CallEvent) -> dict[str, Any]:
+    """A call event as the monitor's page lists it (the socket's ``event`` message)."""
+    return {
+        "id": event.pk,
+        "kind": event.kind,
+        "created_at": event.created_at.isoformat(),
+        "time_label": timezone.localtime(event.created_at).strftime("%H:%M:%S"),
+        "text": event.summary,
+    }
+
+
+def staff_end_note(call: Call) -> str | None:
+    """The reason staff gave for ending the call (None unless staff ended it)."""
+    if call.end_reason != EndReason.TERMINATED:
+        return None
+    event = (
+        CallEvent.objects.filter(call=call, kind=CallEventKind.ENDED)
+        .exclude(reason__in=EndReason.values)
+        .order_by("-created_at", "-pk")
+        .values_list("reason", flat=True)
+        .first()
+    )
+    return event or None
 
 
 @dataclass(frozen=True)

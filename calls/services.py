@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F
@@ -32,7 +33,12 @@ from calls.models import (
     EndReason,
     PauseReason,
 )
-from purplevisits.realtime import call_group, establishment_group, group_send_on_commit
+from purplevisits.realtime import (
+    call_group,
+    channel_send_on_commit,
+    establishment_group,
+    group_send_on_commit,
+)
 
 logger = logging.getLogger(__name__)
 Actor = User | AnonymousUser | None
@@ -83,6 +89,10 @@ def _event(
     )
     event.full_clean(exclude=["call"])
     event.save()
+    # Monitors on the call's page add it to "What happened" as it happens.
+    group_send_on_commit(
+        call_group(call_id), {"type": "call.event", "event": selectors.call_event_payload(event)}
+    )
     return event
 
 
@@ -151,6 +161,26 @@ def call_accept_aup(*, booking: Booking, user: User) -> None:
 # --- Participants ---------------------------------------------------------------------
 
 
+def _replace_older_sockets(
+    *, call_id: uuid.UUID | str, role: str, channel_name: str, now: datetime
+) -> None:
+    """One socket per side: the family (or laptop) opening the call again — another tab,
+    another device — takes over, and the older socket is told and closed (4412). Its row
+    is closed as "replaced", so nobody is alerted that the side dropped."""
+    older = list(
+        CallConnection.objects.filter(call_id=call_id, role=role, left_at__isnull=True)
+        .exclude(channel_name=channel_name)
+        .values_list("pk", "channel_name")
+    )
+    if not older:
+        return
+    CallConnection.objects.filter(pk__in=[pk for pk, _ in older]).update(
+        left_at=now, left_reason="replaced"
+    )
+    for _, channel in older:
+        channel_send_on_commit(channel, {"type": "call.replaced"})
+
+
 @transaction.atomic
 def call_join(
     *, call_id: uuid.UUID | str, role: str, user: Actor, channel_name: str
@@ -166,6 +196,8 @@ def call_join(
         last_seen_at=now,
     )
     connection.full_clean(exclude=["call", "user"])
+    if role in selectors.MEDIA_ROLES:
+        _replace_older_sockets(call_id=call_id, role=role, channel_name=channel_name, now=now)
     connection.save()
     _event(call_id, CallEventKind.JOINED, role=role, actor=user)
     if role in selectors.MEDIA_ROLES:
@@ -181,6 +213,18 @@ def call_heartbeat(*, connection_id: int) -> None:
         CallConnection.objects.filter(pk=connection_id, left_at__isnull=True).update(
             last_seen_at=timezone.now()
         )
+
+
+@transaction.atomic
+def call_connection_mute(*, connection_id: int, muted: bool) -> bool:
+    """A participant turned their microphone off or on: everyone on the call is told."""
+    connection = CallConnection.objects.filter(pk=connection_id, left_at__isnull=True).first()
+    if connection is None or connection.role not in selectors.MEDIA_ROLES:
+        return False
+    if connection.muted != muted:
+        CallConnection.objects.filter(pk=connection_id).update(muted=muted)
+        _push_state(connection.call_id)
+    return True
 
 
 @transaction.atomic
@@ -217,17 +261,23 @@ def call_leave(*, connection_id: int, dropped: bool = False) -> bool:
 
 
 def _alert_dropped_on_commit(call_id: uuid.UUID | str, role: str) -> None:
-    """Staff get a 'participant dropped' alert once the drop is committed (monitoring)."""
+    """Staff get a 'participant dropped' alert if the participant is still gone after
+    CALL_DROP_ALERT_GRACE_SECONDS (monitoring), counted from the committed drop."""
 
-    def raise_alert() -> None:
-        from monitoring.services import alert_participant_dropped
+    def schedule() -> None:
+        from monitoring.tasks import alert_if_still_dropped
+        from purplevisits.later import run_later
 
         try:
-            alert_participant_dropped(call_id=call_id, side=role)
+            run_later(
+                alert_if_still_dropped,
+                seconds=settings.CALL_DROP_ALERT_GRACE_SECONDS,
+                args=(str(call_id), role),
+            )
         except Exception:  # a lost alert must not break the socket's clean-up
             logger.exception("could not raise a dropped alert for call %s", call_id)
 
-    transaction.on_commit(raise_alert)
+    transaction.on_commit(schedule)
 
 
 # --- State changes --------------------------------------------------------------------

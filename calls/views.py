@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -15,6 +14,7 @@ from bookings.models import Booking
 from calls import selectors, services
 from calls.forms import AcceptablePolicyForm
 from calls.models import Call, CallRole
+from calls.turn import ice_servers_for
 from establishments.models import Terminal
 
 
@@ -44,15 +44,21 @@ def join(request: HttpRequest, reference: uuid.UUID) -> HttpResponse:
         services.call_check_joinable(booking=booking)
     except services.CallRefused as refusal:
         return _not_open(request, booking, refusal)
+    # The policy is accepted once per booking: when it was booked (or a request
+    # accepted), it is shown here as a reminder, not asked again (issue 14).
+    accepted = booking.aup_accepted_at is not None
     form = AcceptablePolicyForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and (accepted or form.is_valid()):
         try:
             call = services.call_open(booking=booking)
         except services.CallRefused as refusal:
             return _not_open(request, booking, refusal)
-        services.call_accept_aup(booking=booking, user=request.user)  # type: ignore[arg-type]
+        if not accepted:
+            services.call_accept_aup(booking=booking, user=request.user)  # type: ignore[arg-type]
         return redirect("calls:room", call_id=call.pk)
-    return render(request, "calls/join.html", {"booking": booking, "form": form})
+    return render(
+        request, "calls/join.html", {"booking": booking, "form": form, "aup_accepted": accepted}
+    )
 
 
 def _call_page(request: HttpRequest, call: Call, role: str, **extra: object) -> HttpResponse:
@@ -63,7 +69,7 @@ def _call_page(request: HttpRequest, call: Call, role: str, **extra: object) -> 
             "call": call,
             "booking": call.booking,
             "role": role,
-            "ice_servers": settings.ICE_SERVERS,
+            "ice_servers": ice_servers_for(request.user, call),
             **extra,
         },
     )
@@ -78,7 +84,11 @@ def room(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     if call.booking.aup_accepted_at is None:
         return redirect("calls:join", reference=call.booking.reference)
     if call.status == "ended":
-        return render(request, "calls/ended.html", {"call": call})
+        return render(
+            request,
+            "calls/ended.html",
+            {"call": call, "end_note": selectors.staff_end_note(call)},
+        )
     try:
         services.call_check_joinable(booking=call.booking)
     except services.CallRefused as refusal:
@@ -126,5 +136,9 @@ def terminal_room(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     if call is None or call.booking.terminal_id != terminal.pk:
         raise Http404("No such call.")
     if call.status == "ended":
-        return render(request, "calls/ended.html", {"call": call, "kiosk": True})
+        return render(
+            request,
+            "calls/ended.html",
+            {"call": call, "kiosk": True, "end_note": selectors.staff_end_note(call)},
+        )
     return _call_page(request, call, CallRole.PRISONER, other_label="the family", kiosk=True)

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bookings.models import Booking, BookingStatus
+from calls.labels import alert_label, status_label
 from calls.models import Call, CallStatus
 from establishments.models import Establishment
 from monitoring.models import Alert
@@ -63,6 +64,9 @@ def tile(booking: Booking) -> dict[str, Any]:
         "status": call.status if call else booking.status,
         "pause_reason": (call.pause_reason or None) if call else None,
         "end_reason": (call.end_reason or None) if call else None,
+        "status_label": status_label(call.status, call.pause_reason, call.end_reason)
+        if call
+        else status_label(booking.status),
         "prisoner": f"{booking.prisoner.prison_number} {booking.prisoner.full_name}",
         "visitor": booking.lead_visitor.legal_name,
         "terminal": booking.terminal.name,
@@ -95,15 +99,41 @@ def tile_for_call(call_id: uuid.UUID | str) -> tuple[int, dict[str, Any]] | None
     return booking.establishment_id, tile(booking)
 
 
+_ALERT_RELATED = (
+    "establishment",
+    "acknowledged_by",
+    "call__booking__prisoner",
+    "call__booking__terminal",
+    "call__booking__lead_visitor",
+)
+
+
+def call_label(booking: Booking, establishment: Establishment) -> str:
+    """Which call, as an officer names it: '14:30 · Laptop 1 · A1234BC Jo Bloggs with Ann Lee'."""
+    return (
+        f"{timezone.localtime(booking.starts_at, establishment.tz):%H:%M} · "
+        f"{booking.terminal.name} · {booking.prisoner.prison_number} "
+        f"{booking.prisoner.full_name} with {booking.lead_visitor.legal_name}"
+    )
+
+
 def alert_data(alert: Alert) -> dict[str, Any]:
+    booking = alert.call.booking
     return {
         "id": alert.pk,
         "kind": alert.kind,
-        "label": alert.get_kind_display(),
+        "label": alert_label(alert.kind, alert.side),
         "side": alert.side,
         "call": str(alert.call_id),
+        "call_label": call_label(booking, alert.establishment),
+        "call_url": reverse(
+            "monitoring:call_detail", args=[alert.establishment.code, alert.call_id]
+        ),
+        "call_ended": alert.call.status == CallStatus.ENDED,
         "created_at": alert.created_at.isoformat(),
-        "time_label": timezone.localtime(alert.created_at).strftime("%H:%M:%S"),
+        "time_label": timezone.localtime(alert.created_at, alert.establishment.tz).strftime(
+            "%H:%M:%S"
+        ),
         "acknowledged": alert.acknowledged_at is not None,
         "acknowledged_by": alert.acknowledged_by.email if alert.acknowledged_by else None,
         "snapshot_url": reverse(
@@ -115,18 +145,35 @@ def alert_data(alert: Alert) -> dict[str, Any]:
 
 
 def open_alerts(establishment: Establishment) -> list[dict[str, Any]]:
+    """Unacknowledged alerts, newest first (the same order live and after a reload)."""
     alerts = (
         Alert.objects.filter(establishment=establishment, acknowledged_at__isnull=True)
-        .select_related("establishment", "acknowledged_by")
-        .order_by("-created_at")[:50]
+        .select_related(*_ALERT_RELATED)
+        .order_by("-created_at", "-pk")[:50]
     )
     return [alert_data(alert) for alert in alerts]
 
 
+def alert_groups(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts grouped per call, the group with the newest alert first, newest first within."""
+    groups: dict[str, dict[str, Any]] = {}
+    for alert in sorted(alerts, key=lambda a: (a["created_at"], a["id"]), reverse=True):
+        group = groups.setdefault(
+            alert["call"],
+            {
+                "call": alert["call"],
+                "call_label": alert["call_label"],
+                "call_url": alert["call_url"],
+                "call_ended": alert["call_ended"],
+                "alerts": [],
+            },
+        )
+        group["alerts"].append(alert)
+    return list(groups.values())
+
+
 def alert_for_push(alert_id: int) -> tuple[int, dict[str, Any]] | None:
-    alert = (
-        Alert.objects.select_related("establishment", "acknowledged_by").filter(pk=alert_id).first()
-    )
+    alert = Alert.objects.select_related(*_ALERT_RELATED).filter(pk=alert_id).first()
     return (alert.establishment_id, alert_data(alert)) if alert else None
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
 from django.db.models.functions import TruncWeek
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import AuditEntry
@@ -255,3 +256,31 @@ def recent_test_calls(establishment: Establishment, limit: int = 20) -> list[Any
         .select_related("booking", "booking__terminal", "booking__call", "family_played_by")
         .order_by("-created_at")[:limit]
     )
+
+
+def call_alerts_for_monitor(call_id: Any) -> list[dict[str, Any]]:
+    """The call's unacknowledged alerts as the contract's ``alert`` messages, oldest
+    first: a monitor who connects late (or reloads) learns what the others were told,
+    e.g. that the family side is not face-checked."""
+    from calls.labels import alert_label
+    from monitoring.models import Alert
+
+    alerts = (
+        Alert.objects.filter(call_id=call_id, acknowledged_at__isnull=True)
+        .select_related("establishment")
+        .order_by("created_at", "pk")[:20]
+    )
+    return [
+        {
+            "type": "alert",
+            "kind": alert.kind,
+            "side": alert.side,
+            "label": alert_label(alert.kind, alert.side),
+            "snapshot_url": reverse(
+                "monitoring:alert_snapshot", args=[alert.establishment.code, alert.pk]
+            )
+            if alert.snapshot
+            else None,
+        }
+        for alert in alerts
+    ]

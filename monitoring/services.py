@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.base import ContentFile
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditAction
@@ -66,6 +66,20 @@ def alert_acknowledge(*, alert_id: int, actor: User) -> bool:
     return bool(updated)
 
 
+def alert_acknowledge_for_call(*, call_id: Any, establishment: Establishment, actor: User) -> int:
+    """Acknowledge every open alert of one call (e.g. once it has ended); how many."""
+    with transaction.atomic():
+        ids = list(
+            Alert.objects.select_for_update()
+            .filter(call_id=call_id, establishment=establishment, acknowledged_at__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        done = 0
+        for alert_id in ids:
+            done += alert_acknowledge(alert_id=alert_id, actor=actor)
+    return done
+
+
 def control_refusal_record(
     *,
     actor: User | AnonymousUser | None,
@@ -106,17 +120,19 @@ def control_refusal_record(
 def alert_participant_dropped(*, call_id: Any, side: str) -> Alert | None:
     """A family or prisoner socket dropped while the call was running: alert staff.
 
-    Called after the drop has been committed; re-reads the call so that a call that
-    ended meanwhile raises nothing.
+    Run CALL_DROP_ALERT_GRACE_SECONDS after the drop (calls.services schedules it);
+    re-reads the call, so a call that ended meanwhile, or a participant who has
+    rejoined (a reload, a network blip), raises nothing.
     """
     from calls.models import CallStatus
+    from calls.selectors import connected_roles
 
     call = (
         Call.objects.select_related("booking")
         .filter(pk=call_id, status__in=[CallStatus.LIVE, CallStatus.PAUSED])
         .first()
     )
-    if call is None:
+    if call is None or side in connected_roles(call.pk):
         return None
     with transaction.atomic():
         alert = alert_raise(call=call, kind=AlertKind.PARTICIPANT_DROPPED, side=side)

@@ -22,6 +22,11 @@ urlpatterns = [
     path("staff/<slug:code>/test-calls/", views.test_calls, name="test_calls"),
     path("staff/<slug:code>/calls/<uuid:call_id>/", views.call_detail, name="call_detail"),
     path(
+        "staff/<slug:code>/calls/<uuid:call_id>/alerts/acknowledge",
+        views.call_alerts_acknowledge,
+        name="call_alerts_acknowledge",
+    ),
+    path(
         "staff/<slug:code>/calls/<uuid:call_id>/<slug:action>/",
         views.call_control,
         name="call_control",

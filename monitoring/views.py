@@ -5,7 +5,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
@@ -20,14 +19,16 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AuditAction
 from audit.services import audit_record
 from calls import services as calls_services
-from calls.models import PauseReason
+from calls.models import Call, PauseReason
 from calls.selectors import call_state_payload, call_with_booking
 from calls.services import MESSAGE_MAX_CHARS, REASON_MAX_CHARS, CallActionRefused
+from calls.turn import ice_servers_for
 from establishments.models import Establishment, RolloutStage, StaffRole
 from establishments.permissions import hq_required, role_required
 from establishments.selectors import staff_memberships
@@ -179,12 +180,37 @@ def live_dashboard(request: HttpRequest, code: str) -> HttpResponse:
             "establishment": establishment,
             "can_control": access.can_control,
             "columns": columns,
-            "alerts": dashboard.open_alerts(establishment),
+            "alert_groups": dashboard.alert_groups(dashboard.open_alerts(establishment)),
             "today": timezone.localdate(timezone.now(), establishment.tz),
             "watch_max": WATCH_MAX,
-            "ice_servers": settings.ICE_SERVERS,
+            "ice_servers": ice_servers_for(request.user),
         },
     )
+
+
+@require_POST
+@role_required(StaffRole.OFFICER)
+def call_alerts_acknowledge(
+    request: HttpRequest, establishment: Establishment, call_id: uuid.UUID
+) -> HttpResponse:
+    """Acknowledge all open alerts of one call of this establishment."""
+    call = get_object_or_404(Call, pk=call_id, booking__establishment=establishment)
+    done = services.alert_acknowledge_for_call(
+        call_id=call.pk,
+        establishment=establishment,
+        actor=request.user,  # type: ignore[arg-type]
+    )
+    if done:
+        messages.success(
+            request,
+            ngettext("%(count)d alert acknowledged.", "%(count)d alerts acknowledged.", done)
+            % {"count": done},
+        )
+    else:
+        messages.info(request, gettext("This call has no alerts left to acknowledge."))
+    if request.POST.get("next") == "call":
+        return redirect("monitoring:call_detail", code=establishment.code, call_id=call.pk)
+    return redirect("monitoring:dashboard", code=establishment.code)
 
 
 @require_POST
@@ -230,7 +256,9 @@ _CONTROL_DONE = {
 }
 
 
-def _call_detail_context(call: Any, can_control: bool, **extra: object) -> dict[str, Any]:
+def _call_detail_context(
+    call: Any, can_control: bool, user: Any = None, **extra: object
+) -> dict[str, Any]:
     return {
         "call": call,
         "booking": call.booking,
@@ -238,7 +266,11 @@ def _call_detail_context(call: Any, can_control: bool, **extra: object) -> dict[
         "can_control": can_control,
         "state": call_state_payload(call),
         "events": selectors.call_events(call),
-        "ice_servers": settings.ICE_SERVERS,
+        "open_alert_count": Alert.objects.filter(call=call, acknowledged_at__isnull=True).count()
+        if can_control
+        else 0,
+        # HQ sees status only: no media, no TURN credentials.
+        "ice_servers": ice_servers_for(user, call) if can_control else [],
         "message_max": MESSAGE_MAX_CHARS,
         "reason_max": REASON_MAX_CHARS,
         **extra,
@@ -256,7 +288,7 @@ def call_detail(request: HttpRequest, code: str, call_id: uuid.UUID) -> HttpResp
     return render(
         request,
         "monitoring/call_detail.html",
-        _call_detail_context(access.call, access.can_control),
+        _call_detail_context(access.call, access.can_control, request.user),
     )
 
 
@@ -317,6 +349,7 @@ def call_control(request: HttpRequest, code: str, call_id: uuid.UUID, action: st
         context = _call_detail_context(
             call,
             True,
+            request.user,
             errors=[(f"{action}-field", refusal.message)],
             failed_action=action,
             posted={"reason": reason[:REASON_MAX_CHARS], "text": text[:MESSAGE_MAX_CHARS]},

@@ -146,12 +146,15 @@ def socket_sources(hosts: list[str], *, debug: bool) -> list[str]:
     ``'self'`` covers same-origin ``wss:`` in current browsers, but older Safari did not
     match WebSocket schemes against it; naming the hosts keeps calls working there
     without allowing sockets to any other host. ``.example.org`` (Django's subdomain
-    form) becomes ``*.example.org``; ``*`` names no host and is left out. With
+    form) becomes ``*.example.org``; ``*`` names no host and is left out, and so does an
+    IPv6 literal such as ``[::1]``: CSP's host grammar has no form for one (Chromium
+    reports the whole policy entry as an error on every page) and ``'self'`` covers
+    the page's own origin. With
     ``debug`` (plain-HTTP development on any port) ``ws:`` is allowed to the same hosts.
     """
     sources = []
     for host in hosts:
-        if not host or host == "*":
+        if not host or host == "*" or host.startswith("["):
             continue
         pattern = f"*{host}" if host.startswith(".") else host
         if debug:

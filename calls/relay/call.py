@@ -11,7 +11,14 @@ from datetime import datetime
 from typing import Any
 
 import av
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
 from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from django.conf import settings
@@ -24,7 +31,9 @@ logger = logging.getLogger(__name__)
 
 SIDES = ("family", "prisoner")
 OTHER_SIDE = {"family": "prisoner", "prisoner": "family"}
-WAITING_TEXT = {"family": "Waiting for your visitor", "prisoner": "Waiting for the prison"}
+# What each side sees until the other side's video arrives: the family waits for the
+# prison, the prison laptop for its visitor.
+WAITING_TEXT = {"family": "Waiting for the prison", "prisoner": "Waiting for your visitor"}
 
 VideoObserver = Callable[[av.VideoFrame], None]
 # Called with (previous state, new state) every time a ``call.state`` arrives.
@@ -55,7 +64,46 @@ def rtc_configuration() -> RTCConfiguration:
                 credential=entry.get("credential"),
             )
         )
-    return RTCConfiguration(iceServers=servers)
+    # MAX_COMPAT: while reading an offer aiortc gives every m-line its own transport,
+    # then moves all the m-lines of the offer's BUNDLE group onto the first one. With
+    # the default (BALANCED) the second m-line of a kind shares the first one's
+    # transport, is marked bundled already, and stays on that transport when BUNDLE
+    # discards it: its answer said "port 9, no candidates" and it never got media
+    # (a monitor's fourth transceiver). Browsers always offer BUNDLE.
+    return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_COMPAT)
+
+
+def _transport_identity(sdp: str) -> tuple[frozenset[tuple[str, str]], frozenset[str]]:
+    """(ICE username fragments and passwords, DTLS fingerprints) of a description."""
+    description = aiortc_sdp.SessionDescription.parse(sdp)
+    ice: set[tuple[str, str]] = set()
+    fingerprints: set[str] = set()
+    for media in description.media:
+        if media.ice is not None:
+            ice.add((media.ice.usernameFragment or "", media.ice.password or ""))
+        if media.dtls is not None:
+            fingerprints.update(f"{f.algorithm} {f.value}".lower() for f in media.dtls.fingerprints)
+    return frozenset(ice), frozenset(fingerprints)
+
+
+def same_transport(pc: RTCPeerConnection, offer_sdp: str) -> bool:
+    """Whether ``offer_sdp`` comes from the client peer connection ``pc`` is talking to.
+
+    True when the offer's ICE credentials and DTLS fingerprints are those of the remote
+    description ``pc`` has (a renegotiation on the same client connection, no ICE
+    restart). A brand-new client peer connection (reload, ``new RTCPeerConnection``
+    after a network change) has new ones; so does an ICE restart, which aiortc cannot
+    perform on an existing connection: those get a fresh relay peer.
+    """
+    current = pc.remoteDescription
+    if current is None or pc.connectionState in ("failed", "closed"):
+        return False
+    try:
+        offered = _transport_identity(offer_sdp)
+        existing = _transport_identity(current.sdp)
+    except Exception:
+        return False  # an unusable offer: the fresh-peer path refuses it
+    return bool(offered[0] and offered[1]) and offered == existing
 
 
 @dataclass
@@ -64,6 +112,9 @@ class Peer:
     pc: RTCPeerConnection
     outputs: list[OutputTrack] = field(default_factory=list)
     tracks: dict[str, str] = field(default_factory=dict)
+    # Tracks received from the participant, attached as sources once the offer is
+    # answered (a refused offer must not replace the media of the peer that works).
+    received: list[MediaStreamTrack] = field(default_factory=list)
 
 
 class RelayCall:
@@ -182,17 +233,24 @@ class RelayCall:
     # --- peers -----------------------------------------------------------------------
 
     async def offer(self, *, role: str, channel: str, sdp: str) -> tuple[str, dict[str, str]]:
-        """Answer a participant's complete offer (no trickle). Replaces their old peer."""
+        """Answer a participant's complete offer (no trickle).
+
+        A new offer from the same socket whose ICE credentials and DTLS fingerprints
+        are those of the peer connection the relay already has renegotiates on that
+        peer (same transport: media goes on). Any other offer (a new client peer
+        connection, or an ICE restart, which aiortc cannot do) gets a fresh peer, which
+        replaces the old one once it has been answered. A refused offer changes nothing.
+        """
         async with self._lock:
             if self.status == "ended":
                 raise RelayOfferError("call_ended", "The call has ended.")
-            old = self.peers.pop(channel, None)
-            if old is not None:
-                await self._close_peer(old)
+            old = self.peers.get(channel)
+            if old is not None and old.role == role and same_transport(old.pc, sdp):
+                return await self._renegotiate(old, sdp)
             pc = RTCPeerConnection(configuration=rtc_configuration())
             peer = Peer(role=role, pc=pc)
             if role in SIDES:
-                self._on_tracks_from(pc, role)
+                pc.on("track", peer.received.append)
             try:
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
                 self._add_outputs(peer)
@@ -204,6 +262,9 @@ class RelayCall:
                     output.stop()
                 raise RelayOfferError("bad_sdp", f"The offer could not be used: {exc}") from exc
             self.peers[channel] = peer
+            self._attach_received(peer)
+            if old is not None:
+                await self._close_peer(old)
 
             @pc.on("connectionstatechange")
             async def on_state() -> None:
@@ -217,13 +278,32 @@ class RelayCall:
                     logger.exception("peer observer failed on call %s", self.call_id)
             return pc.localDescription.sdp, peer.tracks
 
-    def _on_tracks_from(self, pc: RTCPeerConnection, side: str) -> None:
-        @pc.on("track")
-        def on_track(track: MediaStreamTrack) -> None:
-            self._attach_source(side, track)
+    async def _renegotiate(self, peer: Peer, sdp: str) -> tuple[str, dict[str, str]]:
+        """A new offer on the client's existing peer connection: answer on ours."""
+        pc = peer.pc
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+            self._add_outputs(peer)  # transceivers the new offer added, if any
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:
+            # The transport and the media already flowing are untouched.
+            raise RelayOfferError("bad_sdp", f"The offer could not be used: {exc}") from exc
+        self._attach_received(peer)
+        return pc.localDescription.sdp, peer.tracks
+
+    def _attach_received(self, peer: Peer) -> None:
+        tracks, peer.received[:] = list(peer.received), []
+        for track in tracks:
+            self._attach_source(peer.role, track)
 
     def _add_outputs(self, peer: Peer) -> None:
-        """Fill every transceiver of the offer with a track from the right side."""
+        """Fill every transceiver of the offer with a track from the right side.
+
+        The n-th transceiver of a kind gets the n-th side (monitors: family, then
+        prisoner), whatever order the kinds come in. On a renegotiation only the
+        transceivers that have no output yet are filled.
+        """
         wanted_sides: dict[str, list[str]]
         if peer.role == "monitor":
             wanted_sides = {"audio": list(SIDES), "video": list(SIDES)}
@@ -233,6 +313,9 @@ class RelayCall:
         used: dict[str, int] = {"audio": 0, "video": 0}
         for transceiver in peer.pc.getTransceivers():
             kind = transceiver.kind
+            if isinstance(transceiver.sender.track, OutputTrack):
+                used[kind] += 1
+                continue
             sides = wanted_sides.get(kind, [])
             if used[kind] >= len(sides):
                 continue  # more transceivers than we have media for: leave them empty

@@ -2,7 +2,8 @@
 frames and recognise what they receive (the other side's frames, or a placeholder).
 
 A frame carries its number as 16 black/white blocks along the top (survives VP8), and
-a band of flat luma below that says who sent it.
+a band of flat luma below that says who sent it. Audio is a tone whose pitch says who
+sent it (``TONE_HZ``), so a monitor can tell the family's sound from the prisoner's.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from dataclasses import dataclass, field
 
 import av
 import numpy as np
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 WIDTH, HEIGHT = 640, 480
 BITS = 16
 BLOCK = WIDTH // BITS  # 40 px
 BAND_LUMA = {"family": 180, "prisoner": 110}
 BAND = slice(80, 140)
+AUDIO_RATE = 48_000
+AUDIO_SAMPLES = 960  # 20 ms
+TONE_HZ = {"family": 400, "prisoner": 1000}
 
 
 def picture_yuv(rgb: np.ndarray) -> np.ndarray:
@@ -89,6 +93,60 @@ def read_frame(frame: av.VideoFrame) -> tuple[str, int | None]:
         if float(block.mean()) > 128:
             number |= 1 << bit
     return side, number
+
+
+def read_tone(frame: av.AudioFrame) -> str:
+    """'family'|'prisoner' by the pitch of a received audio frame; 'silence' or 'other'."""
+    samples = frame.to_ndarray().astype(np.float64)
+    if frame.format.is_planar:
+        mono = samples[0]
+    else:
+        mono = samples.reshape(-1)[:: max(len(frame.layout.channels), 1)]
+    if mono.size < 64 or float(np.sqrt(np.mean(mono**2))) < 200:
+        return "silence"
+    spectrum = np.abs(np.fft.rfft(mono * np.hanning(mono.size)))
+    peak = float(np.argmax(spectrum[1:]) + 1) * frame.sample_rate / mono.size
+    for side, hz in TONE_HZ.items():
+        if abs(peak - hz) < 100:
+            return side
+    return "other"
+
+
+class ToneAudioTrack(MediaStreamTrack):
+    """Sends ``side``'s tone (48 kHz mono), one 20 ms frame every 20 ms."""
+
+    kind = "audio"
+
+    def __init__(self, side: str, amplitude: int = 8000) -> None:
+        super().__init__()
+        self.side = side
+        step = 2 * np.pi * TONE_HZ[side] / AUDIO_RATE
+        # TONE_HZ are multiples of 50 Hz: a 20 ms frame holds whole periods.
+        wave = amplitude * np.sin(step * np.arange(AUDIO_SAMPLES))
+        self._wave = wave.astype(np.int16).reshape(1, -1)
+        self._count = 0
+        self._start: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        delay = self._start + self._count * AUDIO_SAMPLES / AUDIO_RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        frame = av.AudioFrame.from_ndarray(self._wave, format="s16", layout="mono")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._count * AUDIO_SAMPLES
+        frame.time_base = fractions.Fraction(1, AUDIO_RATE)
+        self._count += 1
+        return frame
+
+
+class Seen(str):
+    """What a received video frame showed ('family', 'paused', …), and on which track."""
+
+    track: int = 0
 
 
 class NumberedVideoTrack(MediaStreamTrack):
@@ -170,7 +228,13 @@ class Received:
 
 
 class SyntheticPeer:
-    """A participant: sends numbered video (and silence), reads what comes back."""
+    """A participant: sends numbered video and its side's tone, reads what comes back.
+
+    A monitor (``send=False``) is receive-only with two audio and two video
+    transceivers in ``order`` ("aavv", "avav", "vvaa", …). ``by_mid`` counts, per
+    transceiver mid, what arrived on it: for video what ``read_frame`` says, for audio
+    what ``read_tone`` says; ``wait_for_mids`` waits on those counts.
+    """
 
     def __init__(
         self,
@@ -181,26 +245,43 @@ class SyntheticPeer:
         send: bool = True,
         inspect_every: int = 1,
         video: NumberedVideoTrack | None = None,
+        order: str = "aavv",
     ) -> None:
         self.side = side
         # No ICE servers: the default public STUN server costs a timeout offline.
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # MAX_BUNDLE as a browser does in effect: with aiortc's default (BALANCED) an
+        # aiortc *offerer* leaves its second m-line of a kind on a transport that BUNDLE
+        # discards, and never receives on it (the relay answers with MAX_COMPAT).
+        self.pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+        )
         self.video = (video or NumberedVideoTrack(side, fps)) if send else None
         self.received = Received()
         self.other_track = peer_track  # the other side's sender, for latency
         self.inspect_every = inspect_every
         self._tasks: list[asyncio.Task[None]] = []
         self.events: asyncio.Queue[str] = asyncio.Queue()
+        self.by_mid: dict[str, dict[str, int]] = {}
+        self._changed = asyncio.Event()
+        self.audio: ToneAudioTrack | None = None
         if send:
-            self.pc.addTrack(AudioStreamTrack())
+            self.audio = ToneAudioTrack(side)
+            self.pc.addTrack(self.audio)
             self.pc.addTrack(self.video)  # type: ignore[arg-type]
         else:  # a monitor: receive-only, two of each
-            for kind in ("audio", "audio", "video", "video"):
-                self.pc.addTransceiver(kind, direction="recvonly")
+            kinds = {"a": "audio", "v": "video"}
+            if sorted(order) != ["a", "a", "v", "v"]:
+                raise ValueError("a monitor has two audio and two video transceivers")
+            for letter in order:
+                self.pc.addTransceiver(kinds[letter], direction="recvonly")
 
         @self.pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
-            self._tasks.append(asyncio.ensure_future(self._read(track)))
+            mid = next(
+                (t.mid for t in self.pc.getTransceivers() if t.receiver.track is track), None
+            )
+            index = len(self._tasks)
+            self._tasks.append(asyncio.ensure_future(self._read(track, mid or "?", index)))
 
     async def offer(self) -> str:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -209,12 +290,18 @@ class SyntheticPeer:
     async def answer(self, sdp: str) -> None:
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
-    async def _read(self, track: MediaStreamTrack) -> None:
+    def _count(self, mid: str, what: str) -> None:
+        counts = self.by_mid.setdefault(mid, {})
+        counts[what] = counts.get(what, 0) + 1
+        self._changed.set()
+
+    async def _read(self, track: MediaStreamTrack, mid: str = "?", index: int = 0) -> None:
         count = 0
         try:
             while True:
                 frame = await track.recv()
                 if track.kind != "video":
+                    self._count(mid, read_tone(frame))  # type: ignore[arg-type]
                     continue
                 count += 1
                 if count % self.inspect_every:
@@ -222,7 +309,10 @@ class SyntheticPeer:
                 kind, number = read_frame(frame)  # type: ignore[arg-type]
                 self.received.kinds[kind] = self.received.kinds.get(kind, 0) + 1
                 self.received.last_kind = kind
-                self.events.put_nowait(kind)
+                self._count(mid, kind)
+                seen = Seen(kind)
+                seen.track = index
+                self.events.put_nowait(seen)
                 if number is not None and self.other_track is not None:
                     sent = self.other_track.sent.get(number)
                     if sent is not None:
@@ -230,14 +320,39 @@ class SyntheticPeer:
         except MediaStreamError:
             pass
 
-    async def wait_for(self, kind: str, count: int = 3, timeout: float = 20) -> None:
-        """Wait until ``count`` consecutive received frames are of ``kind``."""
+    async def wait_for(self, kind: str, count: int = 3, timeout: float = 60) -> None:
+        """Wait until ``count`` consecutive frames received on one track are of ``kind``.
+
+        ``timeout`` is a ceiling for a loaded machine, not the expected time.
+        """
 
         async def run() -> None:
-            seen = 0
-            while seen < count:
+            streaks: dict[int, int] = {}
+            while max(streaks.values(), default=0) < count:
                 got = await self.events.get()
-                seen = seen + 1 if got == kind else 0
+                track = getattr(got, "track", 0)
+                streaks[track] = streaks.get(track, 0) + 1 if got == kind else 0
+
+        await asyncio.wait_for(run(), timeout)
+
+    async def wait_for_mids(
+        self, wanted: dict[str, str], count: int = 10, timeout: float = 60
+    ) -> None:
+        """Wait until each mid in ``wanted`` has received ``count`` frames of its kind.
+
+        ``wanted`` maps a mid to what must arrive on it ('family', 'prisoner', …).
+        The timeout is a ceiling (a loaded machine is slow), not the expected time.
+        """
+
+        def done() -> bool:
+            return all(
+                self.by_mid.get(mid, {}).get(what, 0) >= count for mid, what in wanted.items()
+            )
+
+        async def run() -> None:
+            while not done():
+                self._changed.clear()
+                await self._changed.wait()
 
         await asyncio.wait_for(run(), timeout)
 

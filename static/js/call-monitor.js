@@ -17,7 +17,11 @@ const END_REASONS = {
   terminated: "The call was ended by staff.", revoked: "The call was ended: an approval was withdrawn.",
   failed: "The call could not continue.",
 };
-const ALERTS = { unapproved_face: "an unapproved face is on camera", participant_dropped: "a participant dropped" };
+const ALERTS = {
+  unapproved_face: "an unapproved face is on camera", participant_dropped: "a participant lost connection",
+  face_checks_off: "face checks are off for the family's side (someone was checked by hand)",
+};
+const SIDES = { family: "family's side", prisoner: "prison laptop's side" };
 let state = { status: root.dataset.status, ends_at: root.dataset.endsAt };
 let offset = 0;
 
@@ -27,13 +31,28 @@ function notice(text, kind) {
   noticeEl.hidden = !text;
 }
 
+const eventList = document.getElementById("event-list");
+function addEvent(event) {
+  if (!eventList || eventList.querySelector(`[data-event="${event.id}"]`)) return;
+  const empty = eventList.querySelector("[data-empty]");
+  if (empty) empty.remove();
+  const li = document.createElement("li");
+  li.dataset.event = event.id;
+  const time = document.createElement("time");
+  time.dateTime = event.created_at;
+  time.textContent = event.time_label;
+  li.append(time, ` ${event.text}`);
+  eventList.prepend(li); // newest first, as the page lists them
+}
+
 function render() {
-  const extra = state.pause_reason || state.end_reason;
-  statusEl.textContent = extra ? `${state.status} (${extra})` : state.status;
+  statusEl.textContent = state.status_label || state.status;
   root.dataset.status = state.status;
   leftEl.textContent = state.status === "live" || state.status === "paused" ? timeLeft(state.ends_at, offset) : "–";
   if (state.participants) {
-    participantsEl.textContent = state.participants.map((p) => `${p.role}: ${p.connected ? "yes" : "no"}`).join(" · ");
+    participantsEl.textContent = state.participants
+      .map((p) => `${p.label || p.role}: ${p.connected ? (p.muted ? "connected, microphone off" : "connected") : "not connected"}`)
+      .join(" · ");
   }
   for (const form of document.querySelectorAll("form[data-control]")) {
     const action = form.dataset.control;
@@ -57,10 +76,12 @@ const peer = new MonitorPeer(root.dataset.wsPath, {
   },
   onMessage(message) {
     if (message.type === "error") notice(message.message, "warning");
+    else if (message.type === "event") addEvent(message);
     else if (message.type === "message") notice(`Message sent to both sides: ${message.text}`, "info");
     else if (message.type === "alert") {
-      const what = ALERTS[message.kind] || message.kind;
-      notice(`Alert: ${what}${message.side ? ` (${message.side})` : ""}. Acknowledge it on the dashboard.`, "warning");
+      const what = message.label || ALERTS[message.kind] || "something needs your attention";
+      const side = message.kind !== "face_checks_off" && SIDES[message.side] ? ` (${SIDES[message.side]})` : "";
+      notice(`Alert: ${what}${side}. Acknowledge it on the dashboard.`, "warning");
     }
     else if (message.type === "ended") {
       state = { ...state, status: "ended", end_reason: message.reason };

@@ -7,8 +7,7 @@ let retry = 0;
 
 function show(tile) {
   if (!tile || tile.call !== callId) return;
-  const extra = tile.pause_reason || tile.end_reason;
-  statusEl.textContent = extra ? `${tile.status} (${extra})` : tile.status;
+  statusEl.textContent = tile.status_label || tile.status;
   root.dataset.status = tile.status;
 }
 

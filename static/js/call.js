@@ -11,6 +11,10 @@ const leaveButton = document.getElementById("leave-button");
 const rejoinButton = document.getElementById("rejoin-button");
 const backLink = document.getElementById("back-link");
 const fullscreenButton = document.getElementById("fullscreen-button");
+const muteButton = document.getElementById("mute-button");
+const qualityEl = document.getElementById("call-quality");
+const qualityHint = document.getElementById("call-quality-hint");
+const otherMutedEl = document.getElementById("other-muted");
 const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
 const other = root.dataset.other;
 
@@ -20,6 +24,7 @@ const FINAL_CLOSES = {
   4404: "This call does not exist.",
   4409: "The call is not open yet.",
   4410: "The call has ended.",
+  4412: "This call is open in another window or on another device. Close this one.",
 };
 const END_REASONS = {
   completed: "The call has ended.",
@@ -62,6 +67,7 @@ function connect() {
   ws.addEventListener("open", () => {
     call.retries = 0;
     heartbeat = setInterval(() => send({ type: "heartbeat" }), 5000);
+    if (call.muted) send({ type: "mute", muted: true }); // a new socket starts unmuted
   });
   ws.addEventListener("message", (event) => {
     let message;
@@ -100,7 +106,13 @@ function handle(message) {
       alertText(`${message.minutes_left} minute${message.minutes_left === 1 ? "" : "s"} left.`, "warning");
       break;
     case "message": alertText(`Message from prison staff: ${message.text}`, "info"); break;
-    case "ended": finish(END_REASONS[message.reason] || END_REASONS.completed); break;
+    case "ended": {
+      // The state just before says why staff ended it, when they did (end_note).
+      const note = call.state && call.state.end_note;
+      const text = END_REASONS[message.reason] || END_REASONS.completed;
+      finish(message.reason === "terminated" && note ? `${text} Reason given: ${note}` : text);
+      break;
+    }
     case "error":
       // A relay that died mid-call: offer again at once (the server re-pins the call to
       // a live relay); if that fails too, wait a little before each further try.
@@ -118,6 +130,7 @@ function onState(state) {
   if (state.server_time) call.offset = Date.parse(state.server_time) - Date.now();
   const others = (state.participants || []).filter((p) => p.role !== root.dataset.role);
   const otherHere = others.every((p) => p.connected);
+  if (otherMutedEl) otherMutedEl.hidden = !others.some((p) => p.connected && p.muted);
   if (state.status === "ended") return;
   if (state.status === "paused") {
     say(state.pause_reason === "unapproved_face"
@@ -160,6 +173,7 @@ async function startPeer() {
   const pc = new RTCPeerConnection({ iceServers });
   call.pc = pc;
   for (const track of call.stream.getTracks()) pc.addTrack(track, call.stream);
+  lastStats = null;
   pc.addEventListener("track", (event) => {
     if (event.track.kind === "video" || !remoteVideo.srcObject) {
       remoteVideo.srcObject = event.streams[0] || new MediaStream([event.track]);
@@ -214,6 +228,56 @@ leaveButton.addEventListener("click", () => {
 });
 
 rejoinButton.addEventListener("click", () => { window.location.reload(); });
+
+// Microphone off and on. The camera stays on: face checks need it (the pre-call page says so).
+function setMuted(muted) {
+  call.muted = muted;
+  if (call.stream) for (const track of call.stream.getAudioTracks()) track.enabled = !muted;
+  muteButton.setAttribute("aria-pressed", String(muted));
+  muteButton.textContent = muted ? "Turn microphone on" : "Turn microphone off";
+  send({ type: "mute", muted });
+}
+muteButton.addEventListener("click", () => setMuted(!call.muted));
+
+// A simple connection-quality indicator from getStats(): good, poor or reconnecting.
+const QUALITY = { good: "Good connection", poor: "Poor connection", reconnecting: "Reconnecting…", unknown: "Checking connection…" };
+let lastStats = null;
+function showQuality(quality) {
+  qualityEl.dataset.quality = quality;
+  qualityEl.textContent = QUALITY[quality];
+  qualityEl.className = `tag ${quality === "good" ? "tag-ok" : quality === "unknown" ? "" : "tag-warn"}`;
+  qualityHint.hidden = quality !== "poor";
+}
+export function classify(previous, current, connectionState) {
+  if (connectionState === "disconnected" || connectionState === "failed") return "reconnecting";
+  if (!previous || !current) return "unknown";
+  const received = current.packetsReceived - previous.packetsReceived;
+  const lost = current.packetsLost - previous.packetsLost;
+  if (received <= 0) return "poor";
+  const lossRate = lost / (received + Math.max(lost, 0));
+  if (lossRate > 0.05 || (current.rtt !== null && current.rtt > 0.4) || current.jitter > 0.1) return "poor";
+  return "good";
+}
+async function sampleQuality() {
+  const pc = call.pc;
+  if (call.finished || call.left) return;
+  if (!pc) { showQuality("reconnecting"); return; }
+  let stats;
+  try { stats = await pc.getStats(); } catch { return; }
+  const current = { packetsReceived: 0, packetsLost: 0, jitter: 0, rtt: null };
+  stats.forEach((report) => {
+    if (report.type === "inbound-rtp") {
+      current.packetsReceived += report.packetsReceived || 0;
+      current.packetsLost += report.packetsLost || 0;
+      current.jitter = Math.max(current.jitter, report.jitter || 0);
+    } else if (report.type === "candidate-pair" && report.nominated && report.currentRoundTripTime !== undefined) {
+      current.rtt = report.currentRoundTripTime;
+    }
+  });
+  showQuality(classify(lastStats, current, pc.connectionState));
+  lastStats = current;
+}
+setInterval(sampleQuality, 2000);
 
 if (fullscreenButton) {
   fullscreenButton.addEventListener("click", () => {

@@ -40,8 +40,9 @@ function renderTile(data) {
   const who = el("p", "tile-who", data.prisoner);
   who.append(el("br"), el("span", "muted", `with ${data.visitor}`));
   const status = el("p", "tile-status");
-  status.append(el("span", "tag", data.status));
-  if (data.pause_reason) status.append(" ", el("span", "tag tag-warn", data.pause_reason));
+  const tag = el("span", data.pause_reason ? "tag tag-warn" : "tag", data.status_label || data.status);
+  tag.dataset.status = data.status;
+  status.append(tag);
   if (data.is_test) status.append(" ", el("span", "tag", "test call"));
   if (data.column === "live" || data.column === "paused") {
     const left = el("span", "time-left", timeLeft(data.ends_at));
@@ -127,37 +128,68 @@ function renderGrid() {
   }
 }
 
+const openAlerts = new Map(); // alert id -> data (unacknowledged only)
+
 function renderAlert(alert) {
-  const existing = alertsList.querySelector(`[data-alert="${alert.id}"]`);
-  if (alert.acknowledged) {
-    if (existing) existing.remove();
-  } else {
-    const li = el("li", "alert-item");
-    li.dataset.alert = alert.id;
-    li.append(el("strong", "", alert.label), ` (${alert.side || "call"}) at ${alert.time_label} `);
-    if (alert.snapshot_url) {
-      const img = el("img", "alert-snapshot");
-      img.src = alert.snapshot_url;
-      img.alt = "Snapshot of the unapproved face";
-      li.append(img);
-    }
-    if (canControl) {
-      const button = el("button", "button", "Acknowledge");
-      button.type = "button";
-      button.addEventListener("click", () => send({ type: "ack", alert: alert.id }));
-      li.append(button);
-    }
-    if (existing) existing.replaceWith(li);
-    else alertsList.prepend(li);
+  if (alert.acknowledged) openAlerts.delete(alert.id);
+  else openAlerts.set(alert.id, alert);
+}
+
+// Alerts grouped per call, the call with the newest alert first, newest first within
+// (the same order as the page the server renders).
+function renderAlerts() {
+  const newestFirst = [...openAlerts.values()].sort(
+    (a, b) => b.created_at.localeCompare(a.created_at) || b.id - a.id);
+  const groups = new Map();
+  for (const alert of newestFirst) {
+    if (!groups.has(alert.call)) groups.set(alert.call, []);
+    groups.get(alert.call).push(alert);
   }
-  const empty = alertsList.querySelector("[data-empty]");
-  const hasAlerts = alertsList.querySelector("[data-alert]");
-  if (empty && hasAlerts) empty.remove();
-  if (!hasAlerts && !empty) {
+  const items = [];
+  for (const [callId, alerts] of groups) {
+    const first = alerts[0];
+    const group = el("li", "alert-group");
+    group.dataset.alertCall = callId;
+    const heading = el("h3", "alert-call");
+    const link = el("a", "", first.call_label || "Open call");
+    link.href = first.call_url || `${grid.dataset.callsUrl}${callId}/`;
+    heading.append(link);
+    if (first.call_ended) heading.append(" ", el("span", "tag", "call ended"));
+    const list = el("ul", "alert-list");
+    for (const alert of alerts) {
+      const li = el("li", "alert-item");
+      li.dataset.alert = alert.id;
+      li.append(el("strong", "", alert.label), ` at ${alert.time_label} `);
+      if (alert.snapshot_url) {
+        const img = el("img", "alert-snapshot");
+        img.src = alert.snapshot_url;
+        img.alt = "Snapshot of the unapproved face";
+        li.append(img);
+      }
+      if (canControl) {
+        const button = el("button", "button button-small", "Acknowledge");
+        button.type = "button";
+        button.addEventListener("click", () => send({ type: "ack", alert: alert.id }));
+        li.append(button);
+      }
+      list.append(li);
+    }
+    group.append(heading, list);
+    if (canControl && (alerts.length > 1 || first.call_ended)) {
+      const all = el("button", "button button-secondary button-small",
+        alerts.length > 1 ? `Acknowledge all ${alerts.length} alerts of this call` : "Acknowledge this call's alert");
+      all.type = "button";
+      all.addEventListener("click", () => { for (const a of alerts) send({ type: "ack", alert: a.id }); });
+      group.append(all);
+    }
+    items.push(group);
+  }
+  if (!items.length) {
     const none = el("li", "muted", "No alerts.");
     none.dataset.empty = "";
-    alertsList.append(none);
+    items.push(none);
   }
+  alertsList.replaceChildren(...items);
 }
 
 function send(message) {
@@ -170,14 +202,19 @@ function onMessage(event) {
     tiles.clear();
     for (const data of message.calls) tiles.set(data.booking, data);
     renderGrid();
-    alertsList.replaceChildren();
+    openAlerts.clear();
     for (const alert of message.alerts) renderAlert(alert);
-    if (!message.alerts.length) renderAlert({ id: -1, acknowledged: true });
+    renderAlerts();
   } else if (message.type === "call") {
     tiles.set(message.call.booking, message.call);
     renderGrid();
+    if (message.call.column === "ended") {
+      for (const alert of openAlerts.values()) if (alert.call === message.call.call) alert.call_ended = true;
+      renderAlerts();
+    }
   } else if (message.type === "alert") {
     renderAlert(message.alert);
+    renderAlerts();
   }
   document.body.dataset.lastUpdate = String(Date.now());
 }

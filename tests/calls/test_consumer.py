@@ -14,6 +14,7 @@ from django.utils import timezone
 from calls import services
 from calls.models import Call, CallStatus
 from calls.routing import websocket_urlpatterns
+from tests import factories
 from tests.calls.conftest import make_setup
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,6 +55,8 @@ async def open_socket(user, call_id) -> tuple[WebsocketCommunicator, bool]:  # t
     communicator = WebsocketCommunicator(application, f"/ws/calls/{call_id}/")
     if user is not None:
         communicator.scope["user"] = user
+        if user.is_authenticated:  # the session the AuthMiddlewareStack would give
+            communicator.scope["session"] = await sync_to_async(factories.socket_session)(user)
     connected, _ = await communicator.connect()
     return communicator, connected
 
@@ -86,8 +89,13 @@ async def test_family_gets_state_on_connect(opened) -> None:  # type: ignore[no-
     assert state["type"] == "state"
     assert state["status"] == "waiting"
     assert state["pause_reason"] is None
-    assert {"role": "family", "connected": True} in state["participants"]
-    assert {"role": "prisoner", "connected": False} in state["participants"]
+    assert {"role": "family", "connected": True, "muted": False, "label": "Family"} in state[
+        "participants"
+    ]
+    assert {"role": "prisoner", "connected": False, "muted": False, "label": "Prison laptop"} in (
+        state["participants"]
+    )
+    assert state["status_label"] == "Waiting to start"
     assert "server_time" in state
     await family.disconnect()
 
@@ -276,7 +284,9 @@ async def test_leave_and_rejoin_keep_the_timer(opened) -> None:  # type: ignore[
     ends_at = live["ends_at"]
     await family.disconnect()  # a drop
     dropped = await next_of(prisoner, "state")
-    while {"role": "family", "connected": False} not in dropped["participants"]:
+    while not any(
+        p["role"] == "family" and not p["connected"] for p in dropped["participants"]
+    ):
         dropped = await next_of(prisoner, "state")
     assert dropped["status"] == "live"
     family, _ = await open_socket(setup.family, call.pk)
@@ -336,3 +346,107 @@ async def closed_with_timeout(communicator: WebsocketCommunicator, timeout: floa
         output = await communicator.receive_output(timeout=timeout)
         if output["type"] == "websocket.close":
             return output.get("code", 1000)
+
+
+async def test_a_participant_mutes_and_the_others_are_told(opened) -> None:  # type: ignore[no-untyped-def]
+    """Microphone off/on (issue 13): the other side and monitors see "muted"."""
+    setup, call = opened
+    family, _ = await open_socket(setup.family, call.pk)
+    await next_of(family, "state")
+    prisoner, _ = await open_socket(setup.terminal_user, call.pk)
+    await next_of(prisoner, "state")
+    await family.send_json_to({"type": "mute", "muted": True})
+
+    async def family_muted(communicator: WebsocketCommunicator, muted: bool) -> dict:
+        while True:
+            state = await next_of(communicator, "state")
+            side = next(p for p in state["participants"] if p["role"] == "family")
+            if side["muted"] is muted:
+                return state
+
+    state = await family_muted(prisoner, True)
+    assert next(p for p in state["participants"] if p["role"] == "prisoner")["muted"] is False
+    await family.send_json_to({"type": "mute", "muted": False})
+    await family_muted(prisoner, False)
+    # Not a boolean: refused, nothing changes.
+    await family.send_json_to({"type": "mute", "muted": "yes"})
+    assert (await next_of(family, "error"))["code"] == "bad_mute"
+    await family.disconnect()
+    await prisoner.disconnect()
+
+
+async def test_monitors_hear_each_event_and_families_do_not(opened) -> None:  # type: ignore[no-untyped-def]
+    """The officer's "What happened" list updates live (issue 13, defect 7); events name
+    staff, so they go to monitors only."""
+    setup, call = opened
+    family, _ = await open_socket(setup.family, call.pk)
+    await next_of(family, "state")
+    monitor, _ = await open_socket(setup.officer, call.pk)
+    await next_of(monitor, "state")
+    await sync_to_async(services.call_message)(call_id=call.pk, actor=setup.officer, text="Hello")
+    event = await next_of(monitor, "event")
+    while event["kind"] != "message":  # its own and the family's joins come first
+        event = await next_of(monitor, "event")
+    assert setup.officer.email in event["text"]
+    assert event["time_label"] and event["id"]
+    seen = []
+    while True:
+        message = await family.receive_json_from(timeout=3)
+        seen.append(message["type"])
+        if message["type"] == "message":
+            break
+    assert "event" not in seen
+    assert await family.receive_nothing(timeout=0.5)
+    await family.disconnect()
+    await monitor.disconnect()
+
+
+async def test_a_second_socket_of_the_same_side_replaces_the_first(opened, settings) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, defect 5: the older socket is closed (4412), the side stays connected,
+    and nobody is told the family dropped."""
+    from monitoring.models import Alert
+
+    settings.CALL_DROP_ALERT_GRACE_SECONDS = 0
+    setup, call = opened
+    prisoner, _ = await open_socket(setup.terminal_user, call.pk)
+    await next_of(prisoner, "state")
+    first, _ = await open_socket(setup.family, call.pk)
+    await next_of(first, "state")
+    second, _ = await open_socket(setup.family, call.pk)
+    await next_of(second, "state")
+    error = await next_of(first, "error")
+    assert error["code"] == "replaced"
+    assert await closed_with(first) == 4412
+    rows = await sync_to_async(
+        lambda: list(
+            Call.objects.get(pk=call.pk)
+            .connections.filter(role="family")
+            .values_list("left_reason", flat=True)
+        )
+    )()
+    assert sorted(rows) == ["", "replaced"]
+    from calls.selectors import connected_roles
+
+    assert "family" in await sync_to_async(connected_roles)(call.pk)
+    assert not await sync_to_async(Alert.objects.filter(call_id=call.pk).exists)()
+    await second.disconnect()
+    await prisoner.disconnect()
+
+
+async def test_a_monitor_connecting_late_is_told_the_calls_open_alerts(opened) -> None:  # type: ignore[no-untyped-def]
+    """Issue 13, defect 6: face_checks_off reached a monitor only once it sent an offer."""
+    from monitoring.models import AlertKind
+    from monitoring.services import alert_raise
+
+    setup, call = opened
+    await sync_to_async(alert_raise)(call=call, kind=AlertKind.FACE_CHECKS_OFF, side="family")
+    monitor, _ = await open_socket(setup.officer, call.pk)
+    await next_of(monitor, "state")
+    alert = await next_of(monitor, "alert")
+    assert alert["kind"] == "face_checks_off"
+    assert alert["label"].startswith("Face checks are off")
+    family, _ = await open_socket(setup.family, call.pk)
+    seen = [(await family.receive_json_from(timeout=3))["type"]]
+    assert "alert" not in seen
+    await monitor.disconnect()
+    await family.disconnect()

@@ -24,8 +24,8 @@ OFFER = {
 
 
 async def pinned_to(call_id, relay_id: str) -> Call:  # type: ignore[no-untyped-def]
-    """The call once the consumer has pinned it to ``relay_id`` (3 s at most)."""
-    deadline = time.monotonic() + 3
+    """The call once the consumer has pinned it to ``relay_id`` (a 30 s ceiling)."""
+    deadline = time.monotonic() + 30
     while True:
         call = await sync_to_async(Call.objects.get)(pk=call_id)
         if call.relay_id == relay_id or time.monotonic() > deadline:
@@ -70,7 +70,7 @@ async def test_a_dead_relay_makes_the_browser_offer_again_to_a_live_one(tsetup, 
     # a stops announcing (SIGKILL); b is up.
     relays.withdraw("a")
     relays.announce(RelayInfo("b", "relay.b!1", 0, time.time()))
-    error = await next_of(family, "error", timeout=3)
+    error = await next_of(family, "error", timeout=30)
     assert error["code"] == "relay_unavailable"
 
     # The browser's new offer re-pins the call to b; the timer is untouched.

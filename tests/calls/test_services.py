@@ -280,12 +280,16 @@ def test_state_changes_are_pushed_to_the_call_and_the_dashboard(  # type: ignore
     assert dashboard["type"] == "dashboard.call"
     assert dashboard["status"] == "paused"
     assert dashboard["pause_reason"] == "staff"
-    state = next(m for g, m in sent if g.startswith("call."))
-    assert state["type"] == "call.state"
+    state = next(m for g, m in sent if g.startswith("call.") and m["type"] == "call.state")
     assert state["participants"] == [
-        {"role": "family", "connected": True},
-        {"role": "prisoner", "connected": True},
+        {"role": "family", "connected": True, "muted": False, "label": "Family"},
+        {"role": "prisoner", "connected": True, "muted": False, "label": "Prison laptop"},
     ]
+    assert state["status_label"] == "Paused: paused by staff"
+    # The officer's page hears of the event itself too (monitors only, in the consumer).
+    event = next(m for g, m in sent if g.startswith("call.") and m["type"] == "call.event")
+    assert event["event"]["kind"] == "paused"
+    assert event["event"]["text"] == f"Paused (Staff): paused by staff – {setup.officer.email}"
 
 
 def test_roles(setup) -> None:  # type: ignore[no-untyped-def]

@@ -252,8 +252,11 @@ signalling = URLRouter(websocket_urlpatterns)
 
 
 async def _socket(user, call_id):  # type: ignore[no-untyped-def]
+    from asgiref.sync import sync_to_async
+
     communicator = WebsocketCommunicator(signalling, f"/ws/calls/{call_id}/")
     communicator.scope["user"] = user
+    communicator.scope["session"] = await sync_to_async(factories.socket_session)(user)
     connected, _ = await communicator.connect()
     assert connected
     return communicator
@@ -335,8 +338,9 @@ def _connect(call: Call, role: str) -> CallConnection:
     ],
 )
 def test_a_dropped_participant_raises_an_alert(
-    establishment_x, django_capture_on_commit_callbacks, status, role, dropped, alerts
+    establishment_x, django_capture_on_commit_callbacks, settings, status, role, dropped, alerts
 ) -> None:  # type: ignore[no-untyped-def]
+    settings.CALL_DROP_ALERT_GRACE_SECONDS = 0
     call = live_call(establishment_x, status=status)
     _connect(call, CallRole.PRISONER if role == CallRole.FAMILY else CallRole.FAMILY)
     connection = _connect(call, role)
@@ -351,8 +355,9 @@ def test_a_dropped_participant_raises_an_alert(
 
 @pytest.mark.django_db
 def test_a_drop_alert_must_be_acknowledged(
-    client, people, establishment_x, django_capture_on_commit_callbacks
+    client, people, establishment_x, django_capture_on_commit_callbacks, settings
 ) -> None:  # type: ignore[no-untyped-def]
+    settings.CALL_DROP_ALERT_GRACE_SECONDS = 0
     call = live_call(establishment_x)
     connection = _connect(call, CallRole.FAMILY)
     with django_capture_on_commit_callbacks(execute=True):
@@ -360,7 +365,7 @@ def test_a_drop_alert_must_be_acknowledged(
     alert = Alert.objects.get()
     client.force_login(people.officer_x)
     dashboard = client.get(reverse("monitoring:dashboard", args=[establishment_x.code]))
-    assert "Participant dropped" in dashboard.content.decode()
+    assert "Participant lost connection (family&#x27;s side)" in dashboard.content.decode()
     client.post(reverse("monitoring:alert_acknowledge", args=[establishment_x.code, alert.pk]))
     alert.refresh_from_db()
     assert alert.acknowledged_by == people.officer_x
@@ -394,9 +399,10 @@ async def test_dashboard_socket_matrix(
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_drop_is_told_to_the_officer_on_the_call_page() -> None:
+async def test_a_drop_is_told_to_the_officer_on_the_call_page(settings) -> None:  # type: ignore[no-untyped-def]
     from asgiref.sync import sync_to_async
 
+    settings.CALL_DROP_ALERT_GRACE_SECONDS = 0
     setup = await sync_to_async(make_setup)()
     call = await sync_to_async(call_services.call_open)(booking=setup.booking)
     monitor = await _socket(setup.officer, call.pk)

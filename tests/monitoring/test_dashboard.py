@@ -76,7 +76,9 @@ def test_dashboard_shows_every_call_of_the_day_in_its_column_in_bounded_queries(
     assert content.count('class="tile tile-paused"') == 1
     assert content.count('class="tile tile-upcoming"') == 1
     assert content.count('class="tile tile-waiting"') == 1
-    assert "unapproved_face" in content
+    # Plain words, never the code (issue 13, defect 9).
+    assert "Paused: an unapproved face was seen" in content
+    assert "unapproved_face" not in content
     assert upcoming.prisoner.prison_number in content
 
 
@@ -186,7 +188,7 @@ async def test_bad_messages_get_errors_and_hq_cannot_act(client, people, establi
         ("{not json", "bad_json"),
         ("[1,2]", "bad_message"),
         ('{"type": "rm"}', "unknown_type"),
-        ("x" * 5000, "bad_message"),
+        ("x" * 5000, "too_large"),  # the code the call socket uses (socket_json)
     ]:
         await communicator.send_to(text_data=raw)
         reply = await communicator.receive_json_from()
@@ -257,4 +259,4 @@ def test_face_checks_off_is_one_dashboard_alert_per_call(client, people, establi
     assert Alert.objects.filter(call=call).count() == 1
     client.force_login(people.officer_x)
     page = client.get(reverse("monitoring:dashboard", args=[establishment_x.code]))
-    assert "Face checks off: someone was verified by hand" in page.content.decode()
+    assert "Face checks are off for the family&#x27;s side" in page.content.decode()
