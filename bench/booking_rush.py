@@ -2,7 +2,8 @@
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/booking_rush.py
 
-Creates (and migrates) a dedicated database ``bench_bookings`` next to DATABASE_URL's,
+Creates (and migrates) a dedicated database (``bench_bookings``, or --database NAME)
+next to DATABASE_URL's,
 loads one live establishment with --slots slots on one day and --terminals terminals,
 --families approved families (most with their own prisoner, some sharing one, as
 partners and parents do), starts daphne on 127.0.0.1 (or uses --url, a server already
@@ -51,12 +52,23 @@ BENCH_DB = "bench_bookings"
 CODE = "bench-rush"
 
 
-def bench_database_url(url: str) -> str:
+def database_name(value: str) -> str:
+    """--database: a plain PostgreSQL name (it is quoted into CREATE DATABASE)."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+        raise argparse.ArgumentTypeError(
+            "a database name is lower-case letters, digits and _ (at most 63)"
+        )
+    return value
+
+
+def bench_database_url(url: str, name: str | None = None) -> str:
+    # BENCH_DB read when called: bench/faults.py points it at a database of its own.
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + BENCH_DB))
+    return urlunsplit(parts._replace(path="/" + (name or BENCH_DB)))
 
 
-def create_database(admin_url: str) -> None:
+def create_database(admin_url: str, name: str | None = None) -> None:
+    name = name or BENCH_DB
     import psycopg
 
     parts = urlsplit(admin_url)
@@ -68,9 +80,9 @@ def create_database(admin_url: str) -> None:
         dbname=parts.path.lstrip("/") or "postgres",
         autocommit=True,
     ) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def setup_django(database_url: str) -> None:
@@ -268,16 +280,22 @@ def main() -> None:
     parser.add_argument("--terminals", type=int, default=5)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--attempts", type=int, default=3)
+    parser.add_argument(
+        "--database",
+        type=database_name,
+        default=BENCH_DB,
+        help=f"the bench database to create and fill (default {BENCH_DB})",
+    )
     add_processes_argument(parser)
     args = parser.parse_args()
-    admin_url = postgres_admin_url(BENCH_DB)
+    admin_url = postgres_admin_url(args.database)
     if admin_url is None:
         return
     if not 1 <= args.concurrency <= 500 or not 1 <= args.families <= 5000:
         raise SystemExit("--concurrency must be 1..500 and --families 1..5000")
-    database_url = bench_database_url(admin_url)
+    database_url = bench_database_url(admin_url, args.database)
     redis_url = loopback_redis_url()
-    create_database(admin_url)
+    create_database(admin_url, args.database)
     setup_django(database_url)
     t0 = time.perf_counter()
     slot_keys, families = seed(args.families, args.slots, args.terminals)

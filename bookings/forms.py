@@ -7,8 +7,9 @@ import secrets
 from datetime import datetime
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
-from bookings.models import CancelReason
+from bookings.models import CancelReason, MoveReason
 from bookings.selectors import REQUEST_STATES, parse_slot_key
 from bookings.services import STAFF_CANCEL_REASONS
 from establishments.models import BlockedDateReason
@@ -99,7 +100,20 @@ class StaffCancelForm(forms.Form):
 
 
 class MoveForm(forms.Form):
-    slot = SlotField(label="New time")
+    slot = SlotField(label=_("New time"))
+
+
+class StaffMoveForm(MoveForm):
+    reason = forms.ChoiceField(
+        choices=[("", _("Choose a reason"))] + list(MoveReason.choices),
+        label=_("Reason (the family is told)"),
+    )
+    note = forms.CharField(
+        max_length=300,
+        required=False,
+        label=_("Note for the family (optional, required for 'Other')"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
 
 
 class BlockedDateForm(forms.Form):

@@ -46,6 +46,13 @@ def day_label(day: date) -> str:
     return label if day.year == timezone.localdate().year else f"{label} {day.year}"
 
 
+def month_label(month: date) -> str:
+    """'December' (with the year when it is not this year's)."""
+    from django.utils import timezone
+
+    return f"{month:%B}" if month.year == timezone.localdate().year else f"{month:%B %Y}"
+
+
 def slot_label(moment_local: datetime) -> str:
     return f"{moment_local:%A} {day_label(moment_local.date())} at {moment_local:%H:%M}"
 

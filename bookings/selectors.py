@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import functools
+import uuid
 import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.db import connection as database
-from django.db.models import Case, CharField, Count, Model, Prefetch, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, Model, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from bookings.models import (
     ACTIVE_STATUSES,
@@ -20,16 +22,18 @@ from bookings.models import (
     BookingStatus,
     BookingVisitor,
     CancelReason,
+    normalise_short_reference,
 )
+from bookings.rules import day_label, month_label, next_month
 from bookings.timezones import time_zone_for_country
 from establishments.models import Establishment, Prisoner, VisitSession
 from establishments.schedule import schedule_for
+from identity.group import group_companions
 from identity.models import (
     Connection,
     ConnectionStatus,
     Dependant,
     ReviewStatus,
-    VerificationStatus,
     VisitorProfile,
 )
 
@@ -163,35 +167,48 @@ def slots_between(
         day += timedelta(days=1)
     if not slots or not with_load:
         return slots
+    # A laptop is busy for a slot when another call on it, or the changeover after
+    # that call, overlaps the slot and the slot's own changeover (bookings.services).
+    changeover = timedelta(minutes=establishment.changeover_minutes)
     bookings = Booking.objects.filter(
         establishment=establishment,
         status__in=ACTIVE_STATUSES,
-        starts_at__lt=slots[-1].ends_at,
-        ends_at__gt=slots[0].starts_at,
+        starts_at__lt=slots[-1].ends_at + changeover,
+        terminal_free_at__gt=slots[0].starts_at,
         terminal_id__in=terminal_ids,
     )
     if exclude_booking_id is not None:
         bookings = bookings.exclude(pk=exclude_booking_id)
     by_day: dict[date, list[tuple[datetime, datetime, int]]] = defaultdict(list)
-    for starts_at, ends_at, terminal_id in bookings.values_list(
-        "starts_at", "ends_at", "terminal_id"
+    for starts_at, free_at, terminal_id in bookings.values_list(
+        "starts_at", "terminal_free_at", "terminal_id"
     ):
-        by_day[starts_at.astimezone(tz).date()].append((starts_at, ends_at, terminal_id))
+        # Listed under each local day it touches (a changeover can cross midnight).
+        for day in {starts_at.astimezone(tz).date(), free_at.astimezone(tz).date()}:
+            by_day[day].append((starts_at, free_at, terminal_id))
     for slot in slots:
-        for starts_at, ends_at, terminal_id in by_day.get(slot.local_start.date(), ()):
-            if starts_at < slot.ends_at and ends_at > slot.starts_at:
+        for starts_at, free_at, terminal_id in by_day.get(slot.local_start.date(), ()):
+            if starts_at < slot.ends_at + changeover and free_at > slot.starts_at:
                 slot.busy_terminal_ids.add(terminal_id)
     return slots
 
 
-def bookable_slots(establishment: Establishment, *, now: datetime | None = None) -> list[Slot]:
+def bookable_slots(
+    establishment: Establishment,
+    *,
+    now: datetime | None = None,
+    exclude_booking_id: int | None = None,
+) -> list[Slot]:
     """Slots a family may book now: inside the window, not blocked, not in the past
-    (for showing: the schedule may come from the cache)."""
+    (for showing: the schedule may come from the cache). ``exclude_booking_id``: the
+    load without that booking (the one a family is moving frees its laptop)."""
     now = now or timezone.now()
     first_day, last_day = booking_window(establishment, now)
     return [
         slot
-        for slot in slots_between(establishment, first_day, last_day, cached=True)
+        for slot in slots_between(
+            establishment, first_day, last_day, cached=True, exclude_booking_id=exclude_booking_id
+        )
         if slot.starts_at > now
     ]
 
@@ -281,7 +298,7 @@ def _own_connection_sql() -> str:
         for model, alias in _OWN_CONNECTION_MODELS
         for field in model._meta.concrete_fields
     )
-    c, v, p, e = (model for model, _ in _OWN_CONNECTION_MODELS)
+    c, v, p, e = (model for model, _alias in _OWN_CONNECTION_MODELS)
     return (
         f"SELECT {selected} "  # noqa: S608
         f'FROM "{c._meta.db_table}" c '
@@ -301,7 +318,7 @@ def _own_connection_in_sql(pk: int, user_id: int, code: str) -> Connection | Non
         return None
     instances: list[Model] = []
     start = 0
-    for model, _ in _OWN_CONNECTION_MODELS:
+    for model, _alias in _OWN_CONNECTION_MODELS:
         fields = model._meta.concrete_fields
         values = row[start : start + len(fields)]
         instances.append(model.from_db(database.alias, [f.attname for f in fields], values))
@@ -325,18 +342,10 @@ def approved_connections(
 
 
 def companions_for(connection: Connection) -> tuple[list[VisitorProfile], list[Dependant]]:
-    """Who else the lead visitor may bring: other approved visitors of this prisoner and
-    the lead visitor's approved dependants."""
-    others = list(
-        VisitorProfile.objects.filter(
-            verification_status=VerificationStatus.APPROVED,
-            connections__prisoner=connection.prisoner_id,
-            connections__status=ConnectionStatus.APPROVED,
-        )
-        .exclude(pk=connection.visitor_id)
-        .distinct()
-        .order_by("legal_name")
-    )
+    """Who the lead visitor may bring: the adults in their own group who can call this
+    prisoner (identity.group), and their approved dependants. Never another family's
+    visitors of the same prisoner (DOMAIN.md, privacy between families)."""
+    others = list(group_companions(connection.visitor_id, connection.prisoner_id))
     dependants = list(
         Dependant.objects.filter(
             lead_visitor=connection.visitor_id, status=ReviewStatus.APPROVED
@@ -372,35 +381,178 @@ class MonthAllowance:
         return max(self.allowed - self.used, 0)
 
 
-def allowances_for(
-    connections: list[Connection], establishment: Establishment, first_day: date, last_day: date
-) -> dict[int, list[MonthAllowance]]:
-    """Per connection (by id): each month of ``first_day``..``last_day`` with the
-    prisoner's calls used and allowed. One query whatever the number of connections."""
+@dataclass(frozen=True)
+class PrisonerCall:
+    """One of a prisoner's bookings that counts for a month's allowance."""
+
+    prisoner_id: int
+    month: date
+    status: str
+    starts_at: datetime
+    ends_at: datetime
+    lead_visitor_id: int
+    booking_id: int = 0
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+def _months(first_day: date, last_day: date) -> list[date]:
     months = []
     month = first_day.replace(day=1)
     while month <= last_day:
         months.append(month)
         month = (month + timedelta(days=32)).replace(day=1)
-    prisoner_ids = {c.prisoner_id for c in connections}
-    counts: dict[tuple[int, date], int] = {}
-    if prisoner_ids:
-        rows = (
-            Booking.objects.filter(
-                prisoner_id__in=prisoner_ids,
-                allowance_month__in=months,
-                status__in=ALLOWANCE_STATUSES,
-            )
-            .values("prisoner_id", "allowance_month")
-            .annotate(used=Count("pk"))
-            .order_by()
+    return months
+
+
+def prisoner_calls(prisoner_ids: set[int], first_day: date, last_day: date) -> list[PrisonerCall]:
+    """The prisoners' bookings that count for the months of ``first_day``..``last_day``:
+    one query, for both the allowance left and the times they are already busy."""
+    if not prisoner_ids:
+        return []
+    rows = (
+        Booking.objects.filter(
+            prisoner_id__in=prisoner_ids,
+            allowance_month__in=_months(first_day, last_day),
+            status__in=ALLOWANCE_STATUSES,
         )
-        counts = {(r["prisoner_id"], r["allowance_month"]): r["used"] for r in rows}
+        .order_by()
+        .values_list(
+            "prisoner_id",
+            "allowance_month",
+            "status",
+            "starts_at",
+            "ends_at",
+            "lead_visitor_id",
+            "pk",
+        )
+    )
+    return [PrisonerCall(*row) for row in rows]
+
+
+def allowances_for(
+    connections: list[Connection],
+    establishment: Establishment,
+    first_day: date,
+    last_day: date,
+    *,
+    calls: list[PrisonerCall] | None = None,
+) -> dict[int, list[MonthAllowance]]:
+    """Per connection (by id): each month of ``first_day``..``last_day`` with the
+    prisoner's calls used and allowed. One query whatever the number of connections
+    (none when ``calls`` from prisoner_calls are given)."""
+    months = _months(first_day, last_day)
+    if calls is None:
+        calls = prisoner_calls({c.prisoner_id for c in connections}, first_day, last_day)
+    counts: dict[tuple[int, date], int] = defaultdict(int)
+    for call in calls:
+        counts[(call.prisoner_id, call.month)] += 1
     allowed = establishment.calls_per_month
     return {
         c.pk: [MonthAllowance(m, counts.get((c.prisoner_id, m), 0), allowed) for m in months]
         for c in connections
     }
+
+
+def next_call_note(
+    establishment: Establishment,
+    month: date,
+    months: list[MonthAllowance],
+    *,
+    first_day: date,
+    last_day: date,
+) -> str:
+    """When the next call can be booked after ``month`` has none left: the first later
+    month of the window with a call left, or the day the month after the window opens
+    for booking (``max_days_ahead`` before it starts)."""
+    for later in months:
+        if later.month > month and later.left:
+            return _("next from %(day)s") % {"day": day_label(max(later.month, first_day))}
+    after = next_month(max([month, *(m.month for m in months)]))
+    opens = after - timedelta(days=establishment.max_days_ahead)
+    return _("no more can be booked yet: calls in %(month)s can be booked from %(day)s") % {
+        "month": month_label(after),
+        "day": day_label(opens),
+    }
+
+
+def mark_slots(
+    slots: list[Slot],
+    *,
+    connection: Connection | None,
+    profile: VisitorProfile | None,
+    establishment: Establishment,
+    calls: list[PrisonerCall],
+    months: list[MonthAllowance],
+    first_day: date,
+    last_day: date,
+) -> dict[str, str]:
+    """Why each slot cannot be booked by this family with this connection (by slot key;
+    no entry: bookable), in the family's words, the same rules booking_create applies:
+    the prisoner's restriction, a call already then, the month's allowance, a full slot.
+    Another family's call is never named: only that the person is not free."""
+    marks: dict[str, str] = {}
+    prisoner = connection.prisoner if connection is not None else None  # type: ignore[attr-defined]
+    name = prisoner.first_name if prisoner is not None else ""
+    left = {m.month: m for m in months}
+    busy = [
+        c for c in calls if prisoner is not None and c.prisoner_id == prisoner.pk and c.is_active
+    ]
+    for slot in slots:
+        day = slot.local_start.date()
+        month = left.get(day.replace(day=1))
+        reason = ""
+        if prisoner is not None:
+            restricted = prisoner.video_calls_restricted_until
+            overlapping = [
+                c for c in busy if c.starts_at < slot.ends_at and c.ends_at > slot.starts_at
+            ]
+            if restricted is not None and day <= restricted:
+                reason = _("no video calls with %(name)s until %(day)s") % {
+                    "name": name,
+                    "day": day_label(restricted + timedelta(days=1)),
+                }
+            elif any(profile is not None and c.lead_visitor_id == profile.pk for c in overlapping):
+                reason = _("you already have a call then")
+            elif overlapping:
+                reason = _("%(name)s is not free then") % {"name": name}
+            elif month is not None and not month.left:
+                reason = _("%(month)s's call with %(name)s is used – %(next)s") % {
+                    "month": month_label(month.month),
+                    "name": name,
+                    "next": next_call_note(
+                        establishment, month.month, months, first_day=first_day, last_day=last_day
+                    ),
+                }
+        if not reason and slot.free <= 0:
+            reason = _("fully booked")
+        if reason:
+            marks[slot.key] = reason
+    return marks
+
+
+def booking_to_move(
+    profile: VisitorProfile, establishment: Establishment, reference: object
+) -> Booking | None:
+    """The lead visitor's own confirmed call at ``establishment`` still to come, by its
+    (UUID) reference, that they are choosing a new time for; None for anything else."""
+    try:
+        value = uuid.UUID(str(reference))
+    except ValueError:
+        return None
+    return (
+        Booking.objects.select_related("connection", "prisoner")
+        .filter(
+            reference=value,
+            lead_visitor=profile,
+            establishment=establishment,
+            status=BookingStatus.CONFIRMED,
+            starts_at__gt=timezone.now(),
+        )
+        .first()
+    )
 
 
 def allowance_used(prisoner_id: int, month: date, *, exclude_booking_id: int | None = None) -> int:
@@ -439,8 +591,8 @@ def family_time_zone(profile: VisitorProfile | None, establishment: Establishmen
 def bookings_between(
     establishment: Establishment, first_day: date, last_day: date
 ) -> QuerySet[Booking]:
-    start, _ = local_day_bounds(establishment, first_day)
-    _, end = local_day_bounds(establishment, last_day)
+    start = local_day_bounds(establishment, first_day)[0]
+    end = local_day_bounds(establishment, last_day)[1]
     return (
         Booking.objects.filter(establishment=establishment, starts_at__gte=start, starts_at__lt=end)
         .select_related("prisoner", "terminal", "lead_visitor", "lead_visitor__user")
@@ -490,6 +642,15 @@ def prisoner_requests(
     return requests.select_related("prisoner", "lead_visitor", "created_by").order_by(
         "-created_at", "-pk"
     )
+
+
+def booking_by_short_reference(establishment: Establishment, text: str) -> Booking | None:
+    """The booking at ``establishment`` with the short reference a person typed or read
+    out (any case, spaces or a dash allowed); None for anything else."""
+    value = normalise_short_reference(text)
+    if not value:
+        return None
+    return Booking.objects.filter(establishment=establishment, short_reference=value).first()
 
 
 def active_bookings_on(establishment: Establishment, day: date) -> QuerySet[Booking]:

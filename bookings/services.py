@@ -9,7 +9,7 @@ the prisoner and terminal rows, and the database constraints back the checks up.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -17,7 +17,10 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db import connection as database
+from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -31,8 +34,16 @@ from bookings.models import (
     BookingStatus,
     BookingVisitor,
     CancelReason,
+    MoveReason,
 )
-from bookings.rules import BookingRefused, RuleCode, day_label, next_month, slot_label
+from bookings.rules import (
+    BookingRefused,
+    RuleCode,
+    day_label,
+    month_label,
+    next_month,
+    slot_label,
+)
 from bookings.selectors import Slot, booking_window, find_slot
 from establishments.models import (
     BlockedDate,
@@ -44,6 +55,7 @@ from establishments.models import (
     Terminal,
 )
 from establishments.schedule import schedule_for
+from identity.group import group_companions
 from identity.models import (
     Connection,
     ConnectionStatus,
@@ -184,17 +196,18 @@ def check_party(
     profile_ids: Iterable[int],
     dependant_ids: Iterable[int],
 ) -> Party:
-    """Every visitor approved for this prisoner; the numbers and the adult rule."""
+    """Every visitor in the lead's own party (their group and dependants) and approved
+    for this prisoner; the numbers and the adult rule."""
     check_lead_visitor(connection, lead)
     wanted_profiles = {int(pk) for pk in profile_ids} - {lead.pk}
     wanted_dependants = {int(pk) for pk in dependant_ids}
-    others = list(
-        VisitorProfile.objects.filter(
-            pk__in=wanted_profiles,
-            verification_status=VerificationStatus.APPROVED,
-            connections__prisoner=connection.prisoner_id,
-            connections__status=ConnectionStatus.APPROVED,
-        ).distinct()
+    # Only the lead's own group: a profile id from anywhere else (a tampered form) is
+    # refused with the same words as someone not approved yet, so that the answer
+    # says nothing about whether that person exists or visits this prisoner.
+    others = (
+        list(group_companions(lead.pk, connection.prisoner_id).filter(pk__in=wanted_profiles))
+        if wanted_profiles
+        else []
     )
     dependants = list(
         Dependant.objects.filter(
@@ -204,8 +217,9 @@ def check_party(
     if len(others) != len(wanted_profiles) or len(dependants) != len(wanted_dependants):
         raise BookingRefused(
             RuleCode.VISITOR_NOT_APPROVED,
-            "Everyone on the call must be approved to call this person. Remove anyone "
-            "who is not approved yet, or wait until the prison approves them.",
+            "Everyone on the call must be in your group (or one of your children and others "
+            "you added) and approved to call this person. Remove anyone who is not, or "
+            "wait until the prison approves them.",
         )
     people: list[VisitorProfile | Dependant] = [lead, *others, *dependants]
     adults = sum(1 for person in people if person.age_on(day) >= establishment.adult_age)
@@ -259,6 +273,7 @@ def _booking_save(
         connection=connection,
         starts_at=slot.starts_at,
         ends_at=slot.ends_at,
+        terminal_free_at=slot.ends_at + changeover(establishment),
         allowance_month=month,
         status=status,
         origin=origin,
@@ -321,17 +336,24 @@ def _free_terminals(
     month = slot.local_start.date().replace(day=1)
     busy: set[int] = set()
     prisoner_busy, used = False, 0
-    for prisoner_id, terminal_id, overlaps, counts in _slot_and_month_rows(
+    for (
+        prisoner_id,
+        terminal_id,
+        prisoner_overlap,
+        terminal_overlap,
+        counts,
+    ) in _slot_and_month_rows(
         prisoner_id=prisoner.pk,
         slot=slot,
         month=month,
         terminal_ids=terminal_ids,
         exclude_booking_id=exclude_booking_id,
+        changeover=changeover(establishment),
     ):
-        if overlaps:
-            if terminal_id is not None:
-                busy.add(terminal_id)
-            prisoner_busy = prisoner_busy or prisoner_id == prisoner.pk
+        if terminal_overlap and terminal_id is not None:
+            busy.add(terminal_id)
+        if prisoner_overlap and prisoner_id == prisoner.pk:
+            prisoner_busy = True
         if counts:
             used += 1
     if prisoner_busy:
@@ -341,13 +363,7 @@ def _free_terminals(
             "Choose another time.",
         )
     if used >= establishment.calls_per_month:
-        calls = "call" if establishment.calls_per_month == 1 else "calls"
-        raise BookingRefused(
-            RuleCode.NO_ALLOWANCE,
-            f"{prisoner.prison_number} has already had or booked {establishment.calls_per_month} "
-            f"{calls} in {month:%B}. Your next call with {prisoner.prison_number} can be "
-            f"booked for any day from {day_label(next_month(month))}.",
-        )
+        raise _no_allowance(establishment, prisoner, month)
     free = [pk for pk in terminal_ids if pk not in busy]
     if not free:
         raise BookingRefused(
@@ -358,32 +374,67 @@ def _free_terminals(
     return free, month
 
 
+def _no_allowance(establishment: Establishment, prisoner: Prisoner, month: date) -> BookingRefused:
+    """The month's calls are used: when the next one can be booked. The next month may
+    not be in the booking window yet: then the day it comes into it."""
+    allowed = establishment.calls_per_month
+    used = ngettext(
+        "%(number)s has already had or booked %(count)d call in %(month)s.",
+        "%(number)s has already had or booked %(count)d calls in %(month)s.",
+        allowed,
+    ) % {"number": prisoner.prison_number, "count": allowed, "month": month_label(month)}
+    after = next_month(month)
+    last_day = booking_window(establishment)[1]
+    if after <= last_day:
+        then = _("Your next call with %(number)s can be booked for any day from %(day)s.") % {
+            "number": prisoner.prison_number,
+            "day": day_label(after),
+        }
+    else:
+        then = _("Calls in %(month)s can be booked from %(day)s (up to %(days)d days ahead).") % {
+            "month": month_label(after),
+            "day": day_label(after - timedelta(days=establishment.max_days_ahead)),
+            "days": establishment.max_days_ahead,
+        }
+    return BookingRefused(RuleCode.NO_ALLOWANCE, f"{used} {then}")
+
+
 @functools.cache
 def _slot_and_month_sql(terminals: int, exclude: bool) -> str:
     """The SQL of _slot_and_month_rows for ``terminals`` terminal ids.
 
-    Plain SQL: every booking page asks this, and the ORM's version (two OR'd
-    conditions) took 0.7 ms of CPU to compile each time, seven times what running it
-    costs. Table and column names come from the model; values are parameters;
-    double-quoted identifiers are standard SQL (PostgreSQL and SQLite)."""
+    Plain SQL: every booking page asks this, and the ORM's version (OR'd conditions)
+    took 0.7 ms of CPU to compile each time, seven times what running it costs. Table
+    and column names come from the model; values are parameters; double-quoted
+    identifiers are standard SQL (PostgreSQL and SQLite)."""
     column = {f.name: f'"{f.column}"' for f in Booking._meta.concrete_fields}
     status, starts, ends = column["status"], column["starts_at"], column["ends_at"]
+    free_at = column["terminal_free_at"]
     prisoner, terminal, month = column["prisoner"], column["terminal"], column["allowance_month"]
 
     def listed(count: int) -> str:
         return "(" + ", ".join(["%s"] * count) + ")"
 
     active, allowance = listed(len(ACTIVE_STATUSES)), listed(len(ALLOWANCE_STATUSES))
-    overlaps = f"{status} IN {active} AND {starts} < %s AND {ends} > %s"
+    # The prisoner is busy during another call; a laptop until its changeover is over,
+    # and the new call's own changeover must be over before the laptop's next call.
+    prisoner_busy = f"{status} IN {active} AND {starts} < %s AND {ends} > %s"
+    terminal_busy = f"{status} IN {active} AND {starts} < %s AND {free_at} > %s"
     counts = f"{prisoner} = %s AND {month} = %s AND {status} IN {allowance}"
     on_terminals = f"{terminal} IN {listed(terminals)}" if terminals else "1 = 0"
     return (
         f"SELECT {prisoner}, {terminal}, "  # noqa: S608
-        f"CASE WHEN {overlaps} THEN 1 ELSE 0 END, CASE WHEN {counts} THEN 1 ELSE 0 END "
+        f"CASE WHEN {prisoner_busy} THEN 1 ELSE 0 END, "
+        f"CASE WHEN {terminal_busy} THEN 1 ELSE 0 END, "
+        f"CASE WHEN {counts} THEN 1 ELSE 0 END "
         f'FROM "{Booking._meta.db_table}" '
-        f"WHERE (({overlaps} AND ({prisoner} = %s OR {on_terminals})) OR ({counts}))"
-        + (f' AND "{Booking._meta.pk.column}" <> %s' if exclude else "")
+        f"WHERE (({prisoner} = %s AND {prisoner_busy}) OR ({on_terminals} AND {terminal_busy}) "
+        f"OR ({counts}))" + (f' AND "{Booking._meta.pk.column}" <> %s' if exclude else "")
     )
+
+
+def changeover(establishment: Establishment) -> timedelta:
+    return timedelta(minutes=establishment.changeover_minutes)
 
 
 def _slot_and_month_rows(
@@ -393,26 +444,40 @@ def _slot_and_month_rows(
     month: date,
     terminal_ids: Sequence[int],
     exclude_booking_id: int | None,
-) -> list[tuple[int, int | None, bool, bool]]:
-    """One read for the three questions of a booking: the active bookings overlapping
-    ``slot`` for this prisoner or on these terminals, and the prisoner's bookings that
-    count for ``month``. Rows of (prisoner id, terminal id, overlaps the slot, counts
-    for the month's allowance)."""
+    changeover: timedelta = timedelta(0),
+) -> list[tuple[int, int | None, bool, bool, bool]]:
+    """One read for the three questions of a booking: the prisoner's active bookings
+    overlapping ``slot``, the active bookings on these terminals too close to it (the
+    ``changeover`` after each call is the laptop's too), and the prisoner's bookings
+    that count for ``month``. Rows of (prisoner id, terminal id, the prisoner is busy,
+    the terminal is busy, counts for the month's allowance)."""
     ops = database.ops
     starts_at = ops.adapt_datetimefield_value(slot.starts_at)
     ends_at = ops.adapt_datetimefield_value(slot.ends_at)
+    ends_with_changeover = ops.adapt_datetimefield_value(slot.ends_at + changeover)
     first_of_month = ops.adapt_datefield_value(month)
-    overlaps = [*(status.value for status in ACTIVE_STATUSES), ends_at, starts_at]
+    active = [status.value for status in ACTIVE_STATUSES]
+    prisoner_busy = [*active, ends_at, starts_at]
+    terminal_busy = [*active, ends_with_changeover, starts_at]
     counts = [prisoner_id, first_of_month, *(status.value for status in ALLOWANCE_STATUSES)]
-    params = [*overlaps, *counts, *overlaps, prisoner_id, *terminal_ids, *counts]
+    params = [
+        *prisoner_busy,
+        *terminal_busy,
+        *counts,
+        prisoner_id,
+        *prisoner_busy,
+        *terminal_ids,
+        *terminal_busy,
+        *counts,
+    ]
     if exclude_booking_id is not None:
         params.append(exclude_booking_id)
     sql = _slot_and_month_sql(len(terminal_ids), exclude_booking_id is not None)
     with database.cursor() as cursor:
         cursor.execute(sql, params)
         return [
-            (prisoner, terminal, bool(overlaps_slot), bool(counts_for_month))
-            for prisoner, terminal, overlaps_slot, counts_for_month in cursor.fetchall()
+            (prisoner, terminal, bool(p_busy), bool(t_busy), bool(counts_for_month))
+            for prisoner, terminal, p_busy, t_busy, counts_for_month in cursor.fetchall()
         ]
 
 
@@ -465,29 +530,43 @@ def booking_create(
     click waits on the lock until the first commits), and that booking is the answer.
     A lookup on every booking, inside the lock, made every family booking the same
     slot wait longer."""
-    try:
-        return _booking_create(
-            connection=connection,
-            lead=lead,
-            starts_at=starts_at,
-            profile_ids=profile_ids,
-            dependant_ids=dependant_ids,
-            aup_accepted=aup_accepted,
-            idempotency_key=idempotency_key,
-            establishment=establishment,
-            actor=actor,
-            now=now or timezone.now(),
-        )
-    except BookingRefused:
-        existing = _existing_for_key(idempotency_key, lead)
-        if existing is not None:
-            return existing
-        raise
-    except IntegrityError as exc:
-        existing = _existing_for_key(idempotency_key, lead)
-        if existing is not None:
-            return existing
-        raise _refusal_from_integrity_error(exc) from exc
+    for attempt in range(REFERENCE_ATTEMPTS):
+        try:
+            return _booking_create(
+                connection=connection,
+                lead=lead,
+                starts_at=starts_at,
+                profile_ids=profile_ids,
+                dependant_ids=dependant_ids,
+                aup_accepted=aup_accepted,
+                idempotency_key=idempotency_key,
+                establishment=establishment,
+                actor=actor,
+                now=now or timezone.now(),
+            )
+        except BookingRefused:
+            existing = _existing_for_key(idempotency_key, lead)
+            if existing is not None:
+                return existing
+            raise
+        except IntegrityError as exc:
+            if _reference_taken(exc) and attempt + 1 < REFERENCE_ATTEMPTS:
+                continue  # rolled back whole: try again with another reference
+            existing = _existing_for_key(idempotency_key, lead)
+            if existing is not None:
+                return existing
+            raise _refusal_from_integrity_error(exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+# A new short reference that is already taken (about one booking in 10^5 when there are
+# a million) rolls the booking back; it is tried again with another reference. The
+# unique constraint is what makes references unique, whatever the concurrency.
+REFERENCE_ATTEMPTS = 3
+
+
+def _reference_taken(exc: IntegrityError) -> bool:
+    return "short_reference" in str(exc)
 
 
 def check_bookable(
@@ -617,6 +696,7 @@ def _cancel(booking: Booking, *, reason: str, note: str, by: User | None, now: d
         cancelled_by=by,
         cancel_reason=reason,
         cancel_note=note[:300],
+        calendar_sequence=F("calendar_sequence") + 1,
     )
     if not changed:
         raise BookingRefused(
@@ -629,7 +709,6 @@ def _cancel(booking: Booking, *, reason: str, note: str, by: User | None, now: d
 # --- Prisoner requests -------------------------------------------------------------------
 
 
-@transaction.atomic
 def booking_request_create(
     *,
     connection: Connection,
@@ -638,8 +717,39 @@ def booking_request_create(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> Booking:
-    """A visits admin enters a prisoner's request for a call with one visitor."""
-    now = now or timezone.now()
+    """A visits admin enters a prisoner's request for a call with one visitor.
+
+    A short reference that is already taken rolls the request back and it is tried
+    again with another, as booking_create does."""
+    for attempt in range(REFERENCE_ATTEMPTS):
+        try:
+            return _booking_request_create(
+                connection=connection,
+                starts_at=starts_at,
+                actor=actor,
+                idempotency_key=idempotency_key,
+                now=now or timezone.now(),
+            )
+        except IntegrityError as exc:
+            if _reference_taken(exc) and attempt + 1 < REFERENCE_ATTEMPTS:
+                continue
+            lead = VisitorProfile.objects.get(pk=connection.visitor_id)
+            existing = _existing_for_key(idempotency_key, lead)
+            if existing is not None:
+                return existing
+            raise _refusal_from_integrity_error(exc) from exc
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@transaction.atomic
+def _booking_request_create(
+    *,
+    connection: Connection,
+    starts_at: datetime,
+    actor: Actor,
+    idempotency_key: str | None,
+    now: datetime,
+) -> Booking:
     lead = VisitorProfile.objects.get(pk=connection.visitor_id)
     existing = _existing_for_key(idempotency_key, lead)
     if existing is not None:
@@ -760,6 +870,7 @@ def booking_requests_lapse(*, now: datetime | None = None) -> int:
                 status=BookingStatus.CANCELLED,
                 cancelled_at=now,
                 cancel_reason=CancelReason.REQUEST_LAPSED,
+                calendar_sequence=F("calendar_sequence") + 1,
             )
             if changed:
                 lapsed += 1
@@ -796,12 +907,45 @@ def booking_cancel_by_staff(
     return booking
 
 
-@transaction.atomic
 def booking_move(
-    *, booking: Booking, starts_at: datetime, actor: Actor, now: datetime | None = None
+    *,
+    booking: Booking,
+    starts_at: datetime,
+    actor: Actor,
+    reason: str,
+    note: str = "",
+    now: datetime | None = None,
 ) -> Booking:
-    """Staff move a call to another offered slot (any future day in the window)."""
-    now = now or timezone.now()
+    """A visits admin moves a call to another offered slot (any future day in the
+    window, without the families' notice). The reason is required (``note`` too for
+    "Other"); the family's email says the old time and the reason; audited."""
+    if reason not in MoveReason.values:
+        raise ValidationError({"reason": _("Choose a reason for moving the call.")})
+    note = note.strip()
+    if reason == MoveReason.OTHER and not note:
+        raise ValidationError({"note": _("Say why the call is moved.")})
+    return _with_constraint_refusals(
+        lambda: _booking_move_by_staff(
+            booking=booking,
+            starts_at=starts_at,
+            actor=actor,
+            reason=reason,
+            note=note,
+            now=now or timezone.now(),
+        )
+    )
+
+
+def move_reason_text(reason: str, note: str) -> str:
+    """'Staff shortage – the note', as the family's email and the audit log say it."""
+    label = str(MoveReason(reason).label)
+    return f"{label} – {note}" if note else label
+
+
+@transaction.atomic
+def _booking_move_by_staff(
+    *, booking: Booking, starts_at: datetime, actor: Actor, reason: str, note: str, now: datetime
+) -> Booking:
     booking = Booking.objects.select_related("establishment", "prisoner").get(pk=booking.pk)
     if booking.status not in ACTIVE_STATUSES or booking.starts_at <= now:
         raise BookingRefused(
@@ -813,6 +957,35 @@ def booking_move(
     slot = check_slot(establishment, starts_at, now=now, enforce_notice=False)
     if slot.starts_at == booking.starts_at:
         raise BookingRefused(RuleCode.SLOT_NOT_OFFERED, "The call is already at that time.")
+    old = _move_to(booking, slot, statuses=ACTIVE_STATUSES)
+    audit_record(
+        actor=actor,
+        action=AuditAction.BOOKING_MOVE,
+        establishment=establishment,
+        target=booking,
+        reason=f"{MoveReason(reason).label}{': ' + note if note else ''}",
+        detail={
+            "reference": str(booking.reference),
+            "from": old.isoformat(),
+            "to": slot.starts_at.isoformat(),
+        },
+    )
+    notifications.queue_booking_email(
+        booking.pk,
+        notifications.MOVED,
+        previous_starts_at=old,
+        reason=move_reason_text(reason, note),
+    )
+    return booking
+
+
+def _move_to(booking: Booking, slot: Slot, *, statuses: Sequence[str]) -> datetime:
+    """Lock the prisoner and the new slot, check them without ``booking`` itself (its
+    own month's call is not used twice, its laptop is free to take again), and move it
+    there; the old start. The update is conditional on the booking being where it was
+    read: a change that committed meanwhile (a cancellation, another move from a second
+    tab) makes this one a refusal instead of being undone."""
+    establishment = booking.establishment
     terminal, month = _reserve_terminal(
         establishment=establishment,
         prisoner=booking.prisoner,
@@ -821,29 +994,128 @@ def booking_move(
         prefer_terminal_id=booking.terminal_id,
     )
     old = booking.starts_at
-    changed = Booking.objects.filter(pk=booking.pk, status__in=ACTIVE_STATUSES).update(
+    changed = Booking.objects.filter(pk=booking.pk, status__in=statuses, starts_at=old).update(
         starts_at=slot.starts_at,
         ends_at=slot.ends_at,
+        terminal_free_at=slot.ends_at + changeover(establishment),
         terminal=terminal,
         allowance_month=month,
         reminder_24h_sent_at=None,
         reminder_1h_sent_at=None,
+        calendar_sequence=F("calendar_sequence") + 1,
     )
     if not changed:
-        raise BookingRefused(RuleCode.NOT_CHANGEABLE, "This call has just been cancelled.")
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE,
+            _("This call was changed or cancelled a moment ago: look at it again first."),
+        )
     booking.refresh_from_db()
-    audit_record(
-        actor=actor,
-        action=AuditAction.BOOKING_MOVE,
+    return old
+
+
+def _with_constraint_refusals(write: Callable[[], Booking]) -> Booking:
+    """Run a write transaction; a database constraint it broke (the locks make that a
+    backstop only) becomes the refusal the family would have had from the check."""
+    try:
+        return write()
+    except IntegrityError as exc:
+        raise _refusal_from_integrity_error(exc) from exc
+
+
+def _check_family_move(
+    *, booking: Booking, lead: VisitorProfile, starts_at: datetime, now: datetime, cached: bool
+) -> tuple[Slot, Party]:
+    """Every rule of booking_create, for ``booking`` at ``starts_at`` instead: the
+    booking is the lead's and still to come; the establishment, the connection, the
+    prisoner, the slot (with the families' notice) and the party on the new day."""
+    if booking.lead_visitor_id != lead.pk:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE, _("Only the person who booked the call can change its time.")
+        )
+    if booking.status != BookingStatus.CONFIRMED or booking.starts_at <= now:
+        raise BookingRefused(
+            RuleCode.NOT_CHANGEABLE,
+            _("Only a booked call that has not started yet can be moved."),
+        )
+    establishment = booking.establishment
+    check_establishment_live(establishment)
+    check_lead_visitor(booking.connection, lead)
+    if establishment.request_mode == RequestMode.PRISONER:
+        raise _requests_only(establishment)
+    day = timezone.localtime(starts_at, establishment.tz).date()
+    check_prisoner_available(booking.prisoner, establishment, day)
+    slot = check_slot(establishment, starts_at, now=now, blocked_from_cache=cached)
+    if slot.starts_at == booking.starts_at:
+        raise BookingRefused(
+            RuleCode.SLOT_NOT_OFFERED, _("Your call is already at that time. Choose another time.")
+        )
+    people = list(booking.visitors.values_list("profile_id", "dependant_id"))
+    party = check_party(
         establishment=establishment,
-        target=booking,
-        detail={
-            "reference": str(booking.reference),
-            "from": old.isoformat(),
-            "to": slot.starts_at.isoformat(),
-        },
+        connection=booking.connection,
+        lead=lead,
+        day=day,
+        profile_ids=[p for p, _d in people if p is not None],
+        dependant_ids=[d for _p, d in people if d is not None],
     )
-    notifications.queue_booking_email(booking.pk, notifications.MOVED)
+    return slot, party
+
+
+def check_movable(
+    *, booking: Booking, lead: VisitorProfile, starts_at: datetime, now: datetime
+) -> Slot:
+    """What booking_move_by_family would answer, without locks (the confirmation page
+    asks first; the move checks everything again under the locks)."""
+    booking = _booking_to_move(booking)
+    slot, _party = _check_family_move(
+        booking=booking, lead=lead, starts_at=starts_at, now=now, cached=True
+    )
+    _free_terminals(
+        establishment=booking.establishment,
+        prisoner=booking.prisoner,
+        slot=slot,
+        terminal_ids=slot.terminal_ids,
+        exclude_booking_id=booking.pk,
+    )
+    return slot
+
+
+def _booking_to_move(booking: Booking) -> Booking:
+    return Booking.objects.select_related(
+        "establishment", "prisoner", "connection", "lead_visitor"
+    ).get(pk=booking.pk)
+
+
+def booking_move_by_family(
+    *,
+    booking: Booking,
+    lead: VisitorProfile,
+    starts_at: datetime,
+    now: datetime | None = None,
+) -> Booking:
+    """The lead visitor moves their call to another free slot: the rules of a new
+    booking, in one transaction, under the same locks (the prisoner, then the new
+    slot); the call keeps its people, its policy acceptance and its reference, and
+    uses no more of the allowance (a move into another month counts there instead)."""
+    return _with_constraint_refusals(
+        lambda: _booking_move_by_family(
+            booking=booking, lead=lead, starts_at=starts_at, now=now or timezone.now()
+        )
+    )
+
+
+@transaction.atomic
+def _booking_move_by_family(
+    *, booking: Booking, lead: VisitorProfile, starts_at: datetime, now: datetime
+) -> Booking:
+    booking = _booking_to_move(booking)
+    slot, _party = _check_family_move(
+        booking=booking, lead=lead, starts_at=starts_at, now=now, cached=False
+    )
+    old = _move_to(booking, slot, statuses=(BookingStatus.CONFIRMED,))
+    notifications.queue_booking_email(
+        booking.pk, notifications.MOVED_BY_FAMILY, previous_starts_at=old
+    )
     return booking
 
 

@@ -16,16 +16,17 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods
 
 from bookings import selectors, services
 from bookings.forms import (
     BlockedDateForm,
-    MoveForm,
     PrisonerLookupForm,
     PrisonerRequestForm,
     RequestFilterForm,
     StaffCancelForm,
+    StaffMoveForm,
     new_idempotency_key,
 )
 from bookings.models import ACTIVE_STATUSES, Booking
@@ -47,7 +48,18 @@ def _day_param(request: HttpRequest, establishment: Establishment, name: str) ->
 
 @role_required(StaffRole.OFFICER)
 def day(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
+    """The day sheet; with ``ref`` (a booking's short reference, any case, with or
+    without the dash) the day of that booking here, the booking marked."""
     the_day = _day_param(request, establishment, "date")
+    ref = request.GET.get("ref", "").strip()[:20]
+    found = selectors.booking_by_short_reference(establishment, ref) if ref else None
+    ref_error = ""
+    if found is not None:
+        the_day = timezone.localtime(found.starts_at, establishment.tz).date()
+    elif ref:
+        ref_error = _("No booking here has the reference %(ref)s. Check it and try again.") % {
+            "ref": ref
+        }
     bookings = list(selectors.bookings_between(establishment, the_day, the_day))
     terminals = list(Terminal.objects.filter(establishment=establishment).order_by("name"))
     by_terminal: dict[int, list[Booking]] = defaultdict(list)
@@ -69,7 +81,11 @@ def day(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
             "can_manage": has_role_at(request.user, establishment, StaffRole.VISITS_ADMIN),
             "now": timezone.now(),
             "active_statuses": ACTIVE_STATUSES,
+            "ref": ref,
+            "ref_error": ref_error,
+            "found_id": found.pk if found else None,
         },
+        status=404 if ref_error else 200,
     )
 
 
@@ -164,7 +180,7 @@ def move(request: HttpRequest, reference: str, *, establishment: Establishment) 
     booking = _booking_here(establishment, reference)
     now = timezone.now()
     today = timezone.localtime(now, establishment.tz).date()
-    _, last_day = selectors.booking_window(establishment, now)
+    last_day = selectors.booking_window(establishment, now)[1]
     slots = [
         slot
         for slot in selectors.slots_between(
@@ -172,17 +188,27 @@ def move(request: HttpRequest, reference: str, *, establishment: Establishment) 
         )
         if slot.starts_at > now and slot.free > 0 and slot.starts_at != booking.starts_at
     ]
-    form = MoveForm(request.POST or None)
+    form = StaffMoveForm(request.POST or None)
     refusal = None
     if request.method == "POST" and form.is_valid():
         try:
             services.booking_move(
-                booking=booking, starts_at=form.cleaned_data["slot"], actor=request.user
+                booking=booking,
+                starts_at=form.cleaned_data["slot"],
+                actor=request.user,
+                reason=form.cleaned_data["reason"],
+                note=form.cleaned_data["note"],
             )
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
         except BookingRefused as exc:
             refusal = exc
         else:
-            messages.success(request, "The call has moved and the family has been told.")
+            messages.success(
+                request, _("The call has moved and the family has been told the old time and why.")
+            )
             booking.refresh_from_db()
             return _back_to_day(establishment, booking)
     return render(

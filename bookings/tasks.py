@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from celery import shared_task
 
 from bookings import services
 from bookings.models import Booking, BookingStatus
-from bookings.notifications import KINDS, REMINDER_1H, REMINDER_24H, build_booking_email
+from bookings.notifications import (
+    CONFIRMED,
+    KINDS,
+    MOVED,
+    MOVED_BY_FAMILY,
+    REMINDER_1H,
+    REMINDER_24H,
+    build_booking_email,
+)
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5, acks_late=True)
-def send_booking_email(booking_id: int, kind: str) -> bool:
+def send_booking_email(
+    booking_id: int, kind: str, previous_starts_at: str = "", reason: str = ""
+) -> bool:
+    """``previous_starts_at`` (ISO 8601) and ``reason``: a move's old time and why."""
     if kind not in KINDS:
         return False
     booking = (
@@ -20,11 +33,23 @@ def send_booking_email(booking_id: int, kind: str) -> bool:
     )
     if booking is None:
         return False
-    # A reminder for a call cancelled since it was queued would only confuse.
+    # A reminder, a confirmation or a move of a call cancelled since it was queued
+    # would only confuse: the cancellation's own email follows.
     if kind in (REMINDER_24H, REMINDER_1H) and booking.status != BookingStatus.CONFIRMED:
         return False
-    build_booking_email(booking, kind).send()
+    if kind in (CONFIRMED, MOVED, MOVED_BY_FAMILY) and booking.status == BookingStatus.CANCELLED:
+        return False
+    previous = _moment(previous_starts_at)
+    build_booking_email(booking, kind, previous_starts_at=previous, reason=reason[:400]).send()
     return True
+
+
+def _moment(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 @shared_task

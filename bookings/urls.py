@@ -10,6 +10,7 @@ urlpatterns = [
     path("visits/call/<uuid:reference>/calendar.ics", views.calendar_file, name="calendar"),
     path("visits/call/<uuid:reference>/cancel/", views.cancel, name="cancel"),
     path("visits/call/<uuid:reference>/respond/", views.respond, name="respond"),
+    path("visits/call/<uuid:reference>/move/", views.move, name="move"),
     path("visits/<slug:code>/", views.portal, name="portal"),
     path("visits/<slug:code>/book/", views.book, name="book"),
     path("staff/<slug:code>/bookings/", staff_views.day, name="staff_day"),

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
+from django.urls import reverse
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from bookings import selectors, services
-from bookings.forms import AcceptRequestForm, BookingForm, new_idempotency_key
+from bookings.forms import AcceptRequestForm, BookingForm, MoveForm, new_idempotency_key
 from bookings.models import ACTIVE_STATUSES, Booking, BookingStatus
 from bookings.notifications import booking_ics
 from bookings.rules import BookingRefused, RuleCode
@@ -30,16 +33,21 @@ def _in_zone(moment: datetime | None, local: selectors.LocalTime, fmt: str) -> s
 
 @dataclass(frozen=True)
 class SlotChoice:
-    """One free slot as the portal lists it."""
+    """One slot as the portal lists it: bookable, or why not (``reason``)."""
 
     key: str  # the form value (UTC start)
     dom_id: str
     times: str  # establishment (UK) time, "09:30–10:00"
     family_time: str  # the family's own time, or ""
     free: int
+    reason: str = ""  # why this family cannot book it; "" when they can
+
+    @property
+    def bookable(self) -> bool:
+        return not self.reason
 
 
-def _slot_choice(slot: selectors.Slot, local: selectors.LocalTime) -> SlotChoice:
+def _slot_choice(slot: selectors.Slot, local: selectors.LocalTime, reason: str = "") -> SlotChoice:
     key = slot.key
     return SlotChoice(
         key=key,
@@ -47,11 +55,26 @@ def _slot_choice(slot: selectors.Slot, local: selectors.LocalTime) -> SlotChoice
         times=f"{slot.local_start:%H:%M}–{slot.local_end:%H:%M}",
         family_time=_in_zone(slot.starts_at, local, "%a %H:%M"),
         free=slot.free,
+        reason=reason,
     )
 
 
+@dataclass(frozen=True)
+class MonthLeft:
+    allowance: selectors.MonthAllowance
+    note: str  # when none is left: when the next call can be booked
+
+
+def _chosen(connections: list[Connection], value: object) -> Connection | None:
+    for connection in connections:
+        if str(connection.pk) == str(value):
+            return connection
+    return connections[0] if connections else None
+
+
 def portal(request: HttpRequest, code: str) -> HttpResponse:
-    """An establishment's own booking page: free slots for the booking window."""
+    """An establishment's own booking page: every slot of the booking window, each
+    marked bookable or not (and why) for the family's chosen connection."""
     establishment = get_object_or_404(Establishment, code=code)
     profile = selectors.visitor_profile_for(request.user)
     context: dict[str, object] = {"establishment": establishment, "profile": profile}
@@ -61,22 +84,83 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
     context["connections"] = connections
     if establishment.request_mode == RequestMode.PRISONER:
         return render(request, "bookings/portal_requests.html", context)
-    slots = [slot for slot in selectors.bookable_slots(establishment) if slot.free > 0]
+    now = timezone.now()
+    # "Change the time" on a call's page: the same list, marked for moving that call.
+    moving = (
+        selectors.booking_to_move(profile, establishment, request.GET.get("move", ""))
+        if profile is not None and request.GET.get("move")
+        else None
+    )
+    slots = selectors.bookable_slots(
+        establishment, now=now, exclude_booking_id=moving.pk if moving else None
+    )
     local = selectors.family_time_zone(profile, establishment)
+    first_day, last_day = selectors.booking_window(establishment, now)
+    calls = selectors.prisoner_calls({c.prisoner_id for c in connections}, first_day, last_day)
+    allowances = selectors.allowances_for(
+        connections, establishment, first_day, last_day, calls=calls
+    )
+    chosen = _chosen(connections, moving.connection_id if moving else request.GET.get("connection"))
+    if moving is not None and (chosen is None or chosen.pk != moving.connection_id):
+        moving = None  # the connection is no longer approved: nothing to move with
+    # A call being moved is marked by the rules without itself: its own month's call
+    # is not used twice, and its own time is not "a call already then".
+    marking_calls = [c for c in calls if moving is None or c.booking_id != moving.pk]
+    marking_months = (
+        selectors.allowances_for([chosen], establishment, first_day, last_day, calls=marking_calls)[
+            chosen.pk
+        ]
+        if moving is not None and chosen is not None
+        else (allowances[chosen.pk] if chosen else [])
+    )
+    marks = selectors.mark_slots(
+        slots,
+        connection=chosen,
+        profile=profile,
+        establishment=establishment,
+        calls=marking_calls,
+        months=marking_months,
+        first_day=first_day,
+        last_day=last_day,
+    )
+    if moving is not None:
+        marks[selectors.slot_key(moving.starts_at)] = _("your call is at this time now")
     # Labels made here, once per slot, rather than by template filters per slot.
     days = [
-        (day, [_slot_choice(slot, local) for slot in day_slots])
+        (day, [_slot_choice(slot, local, marks.get(slot.key, "")) for slot in day_slots])
         for day, day_slots in selectors.group_by_day(slots)
     ]
-    first_day, last_day = selectors.booking_window(establishment)
-    allowances = selectors.allowances_for(connections, establishment, first_day, last_day)
     context.update(
-        allowances=[(c, allowances[c.pk]) for c in connections],
+        allowances=[
+            (
+                c,
+                [
+                    MonthLeft(
+                        m,
+                        ""
+                        if m.left
+                        else selectors.next_call_note(
+                            establishment,
+                            m.month,
+                            allowances[c.pk],
+                            first_day=first_day,
+                            last_day=last_day,
+                        ),
+                    )
+                    for m in allowances[c.pk]
+                ],
+            )
+            for c in connections
+        ],
         days=days,
+        any_bookable=any(choice.bookable for _, choices in days for choice in choices),
         local=local,
         first_day=first_day,
         last_day=last_day,
+        chosen=chosen,
         can_book=bool(profile and profile.is_approved and connections),
+        moving=moving,
+        moving_start=timezone.localtime(moving.starts_at, establishment.tz) if moving else None,
     )
     return render(request, "bookings/portal.html", context)
 
@@ -274,6 +358,9 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
             "can_cancel": booking.status in ACTIVE_STATUSES
             and booking.starts_at > now
             and booking.lead_visitor_id == profile.pk,
+            "can_move": booking.status == BookingStatus.CONFIRMED
+            and booking.starts_at > now
+            and booking.lead_visitor_id == profile.pk,
             "is_request": booking.status == BookingStatus.REQUESTED,
             "joinable": booking.status == BookingStatus.CONFIRMED and _joinable(booking, now),
         },
@@ -288,8 +375,11 @@ def _joinable(booking: Booking, now: datetime) -> bool:
 
 @login_required
 def calendar_file(request: HttpRequest, reference: str) -> HttpResponse:
-    booking, _ = _visible_booking(request, reference)
-    response = HttpResponse(booking_ics(booking), content_type="text/calendar; charset=utf-8")
+    booking, _profile = _visible_booking(request, reference)
+    # A download is published, not sent: the emailed invitations carry REQUEST/CANCEL.
+    response = HttpResponse(
+        booking_ics(booking, method="PUBLISH"), content_type="text/calendar; charset=utf-8"
+    )
     response["Content-Disposition"] = 'attachment; filename="video-call.ics"'
     return response
 
@@ -321,6 +411,78 @@ def cancel(request: HttpRequest, reference: str) -> HttpResponse:
         },
         status=400 if refusal else 200,
     )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def move(request: HttpRequest, reference: str) -> HttpResponse:
+    """Step 2 of a family's move: the new time chosen on the portal, then confirm.
+
+    Without a time, the portal's list marked for moving this call."""
+    booking, profile = _visible_booking(request, reference)
+    data = request.POST if request.method == "POST" else request.GET
+    portal_url = (
+        reverse("bookings:portal", args=[booking.establishment.code])
+        + "?"
+        + urlencode({"move": str(booking.reference)})
+    )
+    if request.method == "GET" and "slot" not in data:
+        return redirect(portal_url)
+    form = MoveForm(data)
+    starts_at = selectors.parse_slot_key(str(data.get("slot", "")))
+    refusal: BookingRefused | None = None
+    try:
+        if starts_at is None or not form.is_valid():
+            raise BookingRefused(
+                RuleCode.SLOT_NOT_OFFERED, _("Choose one of the times on the booking page.")
+            )
+        if request.method == "GET":
+            services.check_movable(
+                booking=booking, lead=profile, starts_at=starts_at, now=timezone.now()
+            )
+        else:
+            old_start = booking.starts_at
+            booking = services.booking_move_by_family(
+                booking=booking, lead=profile, starts_at=starts_at
+            )
+            messages.success(request, _moved_message(booking, old_start))
+            return redirect("bookings:detail", reference=booking.reference)
+    except BookingRefused as exc:
+        refusal = exc
+        if request.method == "POST":
+            # A second click (or tab) that lost to the first: the call is where this
+            # one asked for, so that is the answer.
+            booking.refresh_from_db()
+            if booking.starts_at == starts_at and booking.status == BookingStatus.CONFIRMED:
+                return redirect("bookings:detail", reference=booking.reference)
+    tz = booking.establishment.tz
+    status = 200 if refusal is None else 400
+    if refusal is not None and refusal.code in (RuleCode.SLOT_FULL, RuleCode.BUSY):
+        status = 409
+    local = selectors.family_time_zone(profile, booking.establishment)
+    return render(
+        request,
+        "bookings/move.html",
+        {
+            "booking": booking,
+            "refusal": refusal,
+            "slot_key": selectors.slot_key(starts_at) if starts_at else "",
+            "old_start": timezone.localtime(booking.starts_at, tz),
+            "new_start": timezone.localtime(starts_at, tz) if starts_at else None,
+            "family_start": _in_zone(starts_at, local, "%a %d %b %H:%M"),
+            "local": local,
+            "portal_url": portal_url,
+        },
+        status=status,
+    )
+
+
+def _moved_message(booking: Booking, old_start: datetime) -> str:
+    tz = booking.establishment.tz
+    return _("Your call has moved from %(old)s to %(new)s (UK time). We have emailed you.") % {
+        "old": formats.date_format(timezone.localtime(old_start, tz), "l j F, H:i"),
+        "new": formats.date_format(timezone.localtime(booking.starts_at, tz), "l j F, H:i"),
+    }
 
 
 @login_required

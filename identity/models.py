@@ -239,3 +239,40 @@ class Connection(models.Model):
     @property
     def is_approved(self) -> bool:
         return self.status == ConnectionStatus.APPROVED
+
+
+class GroupMemberStatus(models.TextChoices):
+    INVITED = "invited", "Invited (waiting for them to agree)"
+    ACCEPTED = "accepted", "In the group"
+
+
+class GroupMember(models.Model):
+    """Another adult visitor in a lead visitor's own group: someone the lead may book
+    onto their calls. The lead invites them by email; they must agree (their own
+    account), and at booking time be verified and approved for that prisoner.
+
+    A booking's party is only ever the lead, their dependants and these people: one
+    family never sees another family's visitors (DOMAIN.md, privacy between families).
+    """
+
+    lead = models.ForeignKey(VisitorProfile, on_delete=models.CASCADE, related_name="group_members")
+    member = models.ForeignKey(
+        VisitorProfile, on_delete=models.CASCADE, related_name="group_memberships"
+    )
+    status = models.CharField(
+        max_length=16, choices=GroupMemberStatus.choices, default=GroupMemberStatus.INVITED
+    )
+    invited_at = models.DateTimeField(default=timezone.now)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invited_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["lead", "member"], name="groupmember_once_per_lead"),
+            models.CheckConstraint(
+                condition=~Q(lead=models.F("member")), name="groupmember_not_oneself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member} in {self.lead}'s group ({self.get_status_display()})"

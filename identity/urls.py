@@ -1,6 +1,6 @@
 from django.urls import path
 
-from identity import views
+from identity import group_views, views
 
 urlpatterns = [
     path("me/", views.me, name="me"),
@@ -20,6 +20,7 @@ urlpatterns = [
         name="me_dependant_image",
     ),
     path("me/connect/", views.me_connect, name="me_connect"),
+    path("me/group/", group_views.me_group, name="me_group"),
     path("me/delete/", views.me_delete, name="me_delete"),
     path("staff/", views.staff_home, name="staff_home"),
     path("staff/<slug:code>/prisoners/", views.staff_prisoners, name="identity_staff_prisoners"),

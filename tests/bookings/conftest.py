@@ -24,6 +24,14 @@ def uk(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=LONDON)
 
 
+def in_group(lead: VisitorProfile, member: VisitorProfile) -> VisitorProfile:
+    """``member`` agreed to be in ``lead``'s group (identity.group)."""
+    from identity.models import GroupMember, GroupMemberStatus
+
+    GroupMember.objects.create(lead=lead, member=member, status=GroupMemberStatus.ACCEPTED)
+    return member
+
+
 @dataclass
 class World:
     establishment: Establishment
@@ -84,6 +92,7 @@ TOP_LEVEL_SERVICES = [
     "booking_requests_lapse",
     "booking_cancel_by_staff",
     "booking_move",
+    "booking_move_by_family",
     "blocked_date_add",
     "booking_reminders_send",
 ]

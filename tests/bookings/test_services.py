@@ -4,7 +4,6 @@ from datetime import date, timedelta
 
 import pytest
 from django.core import mail
-from icalendar import Calendar
 
 from audit.models import AuditAction, AuditEntry
 from bookings import services
@@ -13,7 +12,8 @@ from bookings.rules import BookingRefused
 from establishments.models import BlockedDate, PrisonerStatus, RequestMode, RolloutStage
 from identity.models import ConnectionStatus, ReviewStatus, VerificationStatus
 from tests import factories
-from tests.bookings.conftest import uk
+from tests.bookings.conftest import in_group, uk
+from tests.bookings.mail_parts import calendar_of
 
 pytestmark = pytest.mark.django_db
 
@@ -52,9 +52,10 @@ def test_a_family_books_a_call_and_gets_an_email_with_a_valid_ics(world) -> None
     message = mail.outbox[0]
     assert message.to == ["jo.jones@example.test"]
     assert "Wednesday 4 November 2026, 09:30 to 10:00" in message.body
-    name, content, mimetype = message.attachments[0]
-    assert name.endswith(".ics") and mimetype == "text/calendar"
-    event = Calendar.from_ical(content).walk("VEVENT")[0]
+    part, calendar = calendar_of(message)
+    assert part.get_filename().endswith(".ics")
+    assert part["Content-Type"] == 'text/calendar; charset="utf-8"; method="REQUEST"'
+    event = calendar.walk("VEVENT")[0]
     assert event["uid"] == f"{booking.reference}@purplevisits"
     assert event.decoded("dtstart") == uk(WED, 9, 30)
     assert event.decoded("dtend") == uk(WED, 10, 0)
@@ -87,6 +88,12 @@ def test_prisoner_restricted_until_a_date(world) -> None:  # type: ignore[no-unt
 
 def test_no_allowance_says_when_the_next_call_can_be(world) -> None:  # type: ignore[no-untyped-def]
     book(world)
+    error = refused("NO_ALLOWANCE", world, starts_at=uk(date(2026, 11, 20), 10, 15))
+    # The window ends 30 November: December comes into it tomorrow (28 days ahead), not
+    # "any day from 1 December" as if that could be booked now (issue 14).
+    assert "Calls in December can be booked from 3 November" in error.message
+    world.establishment.max_days_ahead = 40
+    world.establishment.save()
     error = refused("NO_ALLOWANCE", world, starts_at=uk(date(2026, 11, 20), 10, 15))
     assert "Your next call with A1234BC can be booked for any day from 1 December" in error.message
     # Another month has its own allowance.
@@ -202,7 +209,7 @@ def test_companions_must_be_approved_for_this_prisoner(world) -> None:  # type: 
 
 
 def test_approved_companions_join(world) -> None:  # type: ignore[no-untyped-def]
-    other = factories.ConnectionFactory(prisoner=world.prisoner).visitor
+    other = in_group(world.profile, factories.ConnectionFactory(prisoner=world.prisoner).visitor)
     child = factories.DependantFactory(lead_visitor=world.profile)
     booking = book(world, profile_ids=[other.pk], dependant_ids=[child.pk])
     assert booking.visitors.count() == 3
@@ -214,7 +221,7 @@ def test_too_many_visitors(world) -> None:  # type: ignore[no-untyped-def]
     refused("TOO_MANY_VISITORS", world, dependant_ids=[c.pk for c in children])
     world.establishment.max_adults = 1
     world.establishment.save()
-    adult = factories.ConnectionFactory(prisoner=world.prisoner).visitor
+    adult = in_group(world.profile, factories.ConnectionFactory(prisoner=world.prisoner).visitor)
     refused("TOO_MANY_VISITORS", world, profile_ids=[adult.pk])
 
 
@@ -379,14 +386,17 @@ def test_staff_cancel_with_reason_is_audited_and_emailed(world, people) -> None:
     entry = AuditEntry.objects.get(action=AuditAction.BOOKING_CANCEL)
     assert entry.reason == "Technical fault: Laptop broken"
     assert "Technical fault – Laptop broken" in mail.outbox[-1].body
-    ics = Calendar.from_ical(mail.outbox[-1].attachments[0][1])
-    assert str(ics["method"]) == "CANCEL"
+    part, ics = calendar_of(mail.outbox[-1])
+    assert str(ics["method"]) == "CANCEL" and part.get_param("method") == "CANCEL"
 
 
 def test_staff_move_a_call(world, people) -> None:  # type: ignore[no-untyped-def]
     booking = book(world)
     services.booking_move(
-        booking=booking, starts_at=uk(date(2026, 11, 10), 11, 0), actor=people.visits_admin_x
+        booking=booking,
+        starts_at=uk(date(2026, 11, 10), 11, 0),
+        actor=people.visits_admin_x,
+        reason="staff_shortage",
     )
     booking.refresh_from_db()
     assert booking.starts_at == uk(date(2026, 11, 10), 11, 0)
@@ -396,7 +406,13 @@ def test_staff_move_a_call(world, people) -> None:  # type: ignore[no-untyped-de
     )
     assert "has moved" in mail.outbox[-1].subject
     # Into another month: the allowance there counts.
-    services.booking_move(booking=booking, starts_at=uk(date(2026, 11, 30), 9, 30), actor=None)
+    services.booking_move(
+        booking=booking,
+        starts_at=uk(date(2026, 11, 30), 9, 30),
+        actor=None,
+        reason="other",
+        note="Court",
+    )
     booking.refresh_from_db()
     assert booking.allowance_month == date(2026, 11, 1)
 
@@ -412,7 +428,13 @@ def test_move_to_a_full_slot_is_refused(world, people) -> None:  # type: ignore[
             starts_at=uk(date(2026, 11, 10), 9, 30),
         )
     with pytest.raises(BookingRefused) as caught:
-        services.booking_move(booking=booking, starts_at=uk(date(2026, 11, 10), 9, 30), actor=None)
+        services.booking_move(
+            booking=booking,
+            starts_at=uk(date(2026, 11, 10), 9, 30),
+            actor=None,
+            reason="other",
+            note="x",
+        )
     assert caught.value.code == "SLOT_FULL"
     booking.refresh_from_db()
     assert booking.starts_at == uk(WED, 9, 30)

@@ -1,5 +1,6 @@
 """The booking's one read in plain SQL (services._slot_and_month_rows) answers exactly
-what the ORM would: random bookings, every status, partial overlaps, month edges."""
+what the rules say: random bookings, every status, partial overlaps, changeovers kept
+or not, month edges."""
 
 from __future__ import annotations
 
@@ -23,19 +24,39 @@ def overlap(a: Booking | SimpleNamespace, b: Booking | SimpleNamespace) -> bool:
     return a.starts_at < b.ends_at and a.ends_at > b.starts_at
 
 
+def ranges_meet(a: Booking | SimpleNamespace, b: Booking | SimpleNamespace) -> bool:
+    """What the terminal exclusion constraint refuses: [start, terminal_free_at) overlap."""
+    return a.starts_at < b.terminal_free_at and a.terminal_free_at > b.starts_at
+
+
+CHANGEOVER = timedelta(minutes=15)
+
+
+def too_close(b: Booking, slot: SimpleNamespace) -> bool:
+    """The laptop is b's until b.terminal_free_at; the slot needs it until its end plus
+    the changeover."""
+    return b.starts_at < slot.ends_at + CHANGEOVER and b.terminal_free_at > slot.starts_at
+
+
 def expected(bookings, prisoner_id, slot, month, terminal_ids, exclude) -> Counter:  # type: ignore[no-untyped-def]
     rows: Counter = Counter()
     for b in bookings:
         if b.pk == exclude:
             continue
-        overlaps = b.status in ACTIVE_STATUSES and overlap(b, slot)
+        active = b.status in ACTIVE_STATUSES
+        prisoner_busy = active and overlap(b, slot)
+        terminal_busy = active and too_close(b, slot)
         counts = (
             b.prisoner_id == prisoner_id
             and b.allowance_month == month
             and b.status in ALLOWANCE_STATUSES
         )
-        if (overlaps and (b.prisoner_id == prisoner_id or b.terminal_id in terminal_ids)) or counts:
-            rows[(b.prisoner_id, b.terminal_id, overlaps, counts)] += 1
+        if (
+            (prisoner_busy and b.prisoner_id == prisoner_id)
+            or (terminal_busy and b.terminal_id in terminal_ids)
+            or counts
+        ):
+            rows[(b.prisoner_id, b.terminal_id, prisoner_busy, terminal_busy, counts)] += 1
     return rows
 
 
@@ -53,13 +74,18 @@ def test_the_sql_read_matches_the_rules_on_random_bookings(establishment_x, seed
     made: list[Booking] = []
     for _ in range(60):
         starts = START + timedelta(minutes=15 * rng.randrange(0, 8 * 24 * 4))  # 8 days
-        candidate = SimpleNamespace(starts_at=starts, ends_at=starts + timedelta(minutes=30))
+        ends = starts + timedelta(minutes=30)
+        # Some rows (made before the changeover, or by other writers) have none.
+        free_at = ends + rng.choice([CHANGEOVER, timedelta(0)])
+        candidate = SimpleNamespace(starts_at=starts, ends_at=ends, terminal_free_at=free_at)
         connection, terminal = rng.choice(connections), rng.choice(terminals)
         status = rng.choice(statuses)
         if status in ACTIVE_STATUSES and any(
             b.status in ACTIVE_STATUSES
-            and overlap(b, candidate)
-            and (b.terminal_id == terminal.pk or b.prisoner_id == connection.prisoner_id)
+            and (
+                (b.terminal_id == terminal.pk and ranges_meet(b, candidate))
+                or (b.prisoner_id == connection.prisoner_id and overlap(b, candidate))
+            )
             for b in made
         ):
             status = BookingStatus.CANCELLED  # the database would refuse the overlap
@@ -68,6 +94,8 @@ def test_the_sql_read_matches_the_rules_on_random_bookings(establishment_x, seed
                 connection=connection,
                 terminal=terminal,
                 starts_at=starts,
+                ends_at=ends,
+                terminal_free_at=free_at,
                 status=status,
                 allowance_month=starts.date().replace(day=1),
                 with_lead_visitor=False,
@@ -89,6 +117,7 @@ def test_the_sql_read_matches_the_rules_on_random_bookings(establishment_x, seed
             month=month,
             terminal_ids=terminal_ids,
             exclude_booking_id=exclude,
+            changeover=CHANGEOVER,
         )
         assert Counter(got) == expected(bookings, prisoner_id, slot, month, terminal_ids, exclude)
         asked += bool(got)

@@ -407,7 +407,13 @@ def test_visits_admin_moves_a_call(client, world, people, booking) -> None:  # t
     url = staff_urls(world, booking)["move"]
     assert "2026-11-05T09:30:00Z" in client.get(url).content.decode()
     assert client.post(url, {"slot": "2026-11-05T09:40:00Z"}).status_code == 400
-    response = client.post(url, {"slot": "2026-11-05T09:30:00Z"})
+    # The reason is required (and a note for "Other"): the family is told it.
+    assert client.post(url, {"slot": "2026-11-05T09:30:00Z"}).status_code == 400
+    response = client.post(url, {"slot": "2026-11-05T09:30:00Z", "reason": "other"})
+    assert response.status_code == 400 and "Say why the call is moved" in response.content.decode()
+    booking.refresh_from_db()
+    assert booking.starts_at == uk(WED, 9, 30)
+    response = client.post(url, {"slot": "2026-11-05T09:30:00Z", "reason": "staff_shortage"})
     assert response.status_code == 302
     booking.refresh_from_db()
     assert booking.starts_at == uk(date(2026, 11, 5), 9, 30)
