@@ -96,15 +96,22 @@ def attempt_begin(*, account: str, address: str) -> Attempt:
         account_key=f"pv:login:acct:{_hash(account, address)}",
         address_key=f"pv:login:addr:{_hash(address)}",
     )
+    # Deadlines are kept as values and compared with the clock; the cache's expiry
+    # only tidies up (a cache may keep a key a little past its timeout).
     now = time.time()
     failures = cache.get(f"{attempt.address_key}:n", 0)
     if failures >= ADDRESS_FAILURES_PER_MINUTE:
         since = cache.get(f"{attempt.address_key}:since", now)
-        raise TooManyAttempts(since + 60 - now)
+        if since + 60 > now:
+            raise TooManyAttempts(since + 60 - now)
+        cache.delete_many([f"{attempt.address_key}:n", f"{attempt.address_key}:since"])
     number = _incr(f"{attempt.account_key}:n", FORGET_AFTER_SECONDS)
     if number > FREE_ATTEMPTS:
         delay = delay_after(number)
         wait_key = f"{attempt.account_key}:wait"
+        until = cache.get(wait_key)
+        if until is not None and until <= now:
+            cache.delete(wait_key)  # that wait is over
         # add() is atomic: of parallel attempts, one claims the slot, the rest wait.
         if not cache.add(wait_key, now + delay, timeout=delay):
             _decr(f"{attempt.account_key}:n")  # a refused attempt is not a guess

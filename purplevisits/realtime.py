@@ -6,6 +6,7 @@ nobody is told about a change that was rolled back.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
@@ -51,14 +52,41 @@ def sockets_close_for_user(*, user_id: int | str, reason: str) -> None:
     group_send_on_commit(user_group(user_id), {"type": SESSION_END, "reason": reason})
 
 
-def group_send_now(group: str, message: dict[str, Any]) -> None:
+_pending: set[asyncio.Task[Any]] = set()
+
+
+def _layer_call(name: str, target: str, message: dict[str, Any]) -> None:
+    """``layer.group_send`` or ``layer.send`` now, from sync code or from a running loop.
+
+    From code running on an event loop (a consumer's own thread) the send goes out from
+    that loop instead of blocking it (async_to_sync refuses to run there).
+    """
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, message)
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    try:
+        if loop is None:
+            async_to_sync(getattr(layer, name))(target, message)
+        else:
+            task = loop.create_task(getattr(layer, name)(target, message))
+            _pending.add(task)
+            task.add_done_callback(_sent)
     except Exception:  # a lost push must not undo a committed change; pages catch up
-        logger.exception("group_send to %s failed", group)
+        logger.exception("%s to %s failed", name, target)
+
+
+def _sent(task: asyncio.Task[Any]) -> None:
+    _pending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("channel layer send failed", exc_info=task.exception())
+
+
+def group_send_now(group: str, message: dict[str, Any]) -> None:
+    _layer_call("group_send", group, message)
 
 
 def group_send_on_commit(group: str, message: dict[str, Any]) -> None:
@@ -67,14 +95,4 @@ def group_send_on_commit(group: str, message: dict[str, Any]) -> None:
 
 def channel_send_on_commit(channel: str, message: dict[str, Any]) -> None:
     """Send to one socket (its channel name) after commit; a lost send is only logged."""
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.send)(channel, message)
-        except Exception:
-            logger.exception("send to %s failed", channel)
-
-    transaction.on_commit(send)
+    transaction.on_commit(lambda: _layer_call("send", channel, message))

@@ -11,10 +11,15 @@ from tests.e2e.test_call import signed_in_context, wait_for_frames
 pytestmark = pytest.mark.e2e
 
 
-def test_mute_is_seen_by_the_other_side_and_the_monitor_and_quality_shows(  # type: ignore[no-untyped-def]
-    live_server_url, launch_browser, fake_video, settings
-) -> None:
+@pytest.fixture(autouse=True)
+def _relay_in_the_web_process(settings):  # type: ignore[no-untyped-def]
+    # Before live_server_url forks the server: the embedded setup, also with REDIS_URL.
     settings.RELAY_IN_PROCESS = True
+
+
+def test_mute_is_seen_by_the_other_side_and_the_monitor_and_quality_shows(  # type: ignore[no-untyped-def]
+    live_server_url, launch_browser, fake_video
+) -> None:
     setup = make_setup(started_minutes_ago=1, slot_minutes=30, call_minutes=20)
     browser = launch_browser(video=fake_video("obama.jpg", "biden.jpg", seconds=2))
 
