@@ -41,6 +41,8 @@ class AuditAction(models.TextChoices):
         "connection_requests_paused",
         "Connection requests paused (too many that did not match)",
     )
+    FAMILY_EXPORT = "family_export", "Exported a family's data (subject access request)"
+    FAMILY_ERASE = "family_erase", "Erased a family's data"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

@@ -1,15 +1,19 @@
 """CPU per request of the booking pages, in this process, one request at a time.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/request_cost.py
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
+        .venv/bin/python bench/request_cost.py [--database NAME] [--requests N] [--rounds R]
 
-Seeds the booking rush's database (bench/booking_rush.py) and sends requests straight
+Seeds a booking rush database (bench/booking_rush.py; ``bench_bookings`` or --database)
+and sends requests straight
 to the ASGI application, without a server or a network, so the figures are the cost of
 Django and this project alone: an anonymous 404, a signed-in 404, the booking page
 (the form) and the booking page refusing a full slot. Each goes through Django's own
 ASGIHandler, through purplevisits/asgi_http.py's HTTPHandler (what the service runs)
 and through Django's WSGIHandler for reference. Prints the median and p95 CPU per
 request (all threads of this process; PostgreSQL's own CPU is not in it) and how many
-such requests one core could serve. It measures; it does not assert on time.
+such requests one core could serve. The handlers take turns (--rounds rounds of
+requests/rounds each, in a rotating order), so a host that changes speed during the run
+weighs on all of them alike. It measures; it does not assert on time.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from bench.booking_rush import (  # noqa: E402
     CODE,
     bench_database_url,
     create_database,
+    database_name,
     seed,
 )
 from bench.server import (  # noqa: E402
@@ -111,23 +116,29 @@ def wsgi_caller(application: Any) -> Callable[[str, str], int]:
     return call
 
 
-def measure(call: Callable[[str, str], int], requests: list[tuple[str, str]]) -> dict[str, Any]:
-    for url, cookie in requests[:20]:  # warm up: templates, URL patterns, prepared statements
+def warm_up(call: Callable[[str, str], int], requests: list[tuple[str, str]]) -> None:
+    for url, cookie in requests[:20]:  # templates, URL patterns, prepared statements
         call(url, cookie)
-    cpu: list[float] = []
-    wall: list[float] = []
-    statuses: set[int] = set()
+
+
+def measure(
+    call: Callable[[str, str], int], requests: list[tuple[str, str]], figures: dict[str, Any]
+) -> None:
+    """Time each request (CPU of the whole process, and wall) into ``figures``."""
     for url, cookie in requests:
         started_cpu, started = time.process_time(), time.perf_counter()
-        statuses.add(call(url, cookie))
-        cpu.append(time.process_time() - started_cpu)
-        wall.append(time.perf_counter() - started)
-    cpu.sort()
+        figures["statuses"].add(call(url, cookie))
+        figures["cpu"].append(time.process_time() - started_cpu)
+        figures["wall"].append(time.perf_counter() - started)
+
+
+def summary(figures: dict[str, Any]) -> dict[str, Any]:
+    cpu = sorted(figures["cpu"])
     return {
         "cpu_p50": statistics.median(cpu) * 1000,
         "cpu_p95": cpu[min(len(cpu) - 1, int(len(cpu) * 0.95))] * 1000,
-        "wall_p50": statistics.median(wall) * 1000,
-        "statuses": sorted(statuses),
+        "wall_p50": statistics.median(figures["wall"]) * 1000,
+        "statuses": sorted(figures["statuses"]),
     }
 
 
@@ -136,14 +147,25 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--requests", type=int, default=400, help="per case and handler")
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="turns each handler takes per case (default 4)"
+    )
+    parser.add_argument(
+        "--database",
+        type=database_name,
+        default=BENCH_DB,
+        help=f"the bench database to create and fill (default {BENCH_DB})",
+    )
     args = parser.parse_args()
     if not 20 <= args.requests <= 20000:
         raise SystemExit("--requests must be 20..20000")
-    admin_url = postgres_admin_url(BENCH_DB)
+    if not 1 <= args.rounds <= args.requests // 10:
+        raise SystemExit("--rounds must be 1..requests/10")
+    admin_url = postgres_admin_url(args.database)
     if admin_url is None:
         return
-    create_database(admin_url)
-    database_url = bench_database_url(admin_url)
+    create_database(admin_url, args.database)
+    database_url = bench_database_url(admin_url, args.database)
     os.environ.update(server_environment(database_url, CACHE_KEY_PREFIX="request-cost"))
     os.environ["LOG_LEVEL"] = "ERROR"  # the refusals are 409s: not what is measured
     import django
@@ -208,17 +230,32 @@ def main() -> None:
         "Django ASGIHandler": asgi_caller(ASGIHandler()),
         "Django WSGIHandler": wsgi_caller(WSGIHandler()),
     }
-    print(f"{args.requests} requests per case and handler, one at a time, in this process")
+    print(
+        f"{args.requests} requests per case and handler, one at a time, in this process, "
+        f"in {args.rounds} turns per handler"
+    )
+    print(f"machine speed before: reference loop {machine_speed():.2f} s (lower is faster)")
     print(f"{'case':26} {'handler':22} {'CPU p50':>8} {'CPU p95':>8} {'wall p50':>9} per core")
+    names = list(handlers)
     for case, requests in cases.items():
-        for name, call in handlers.items():
-            figures = measure(call, requests)
+        results: dict[str, dict[str, Any]] = {
+            name: {"cpu": [], "wall": [], "statuses": set()} for name in names
+        }
+        for name in names:
+            warm_up(handlers[name], requests)
+        size = len(requests) // args.rounds
+        for turn in range(args.rounds):
+            chunk = requests[turn * size : (turn + 1) * size]
+            for name in names[turn % len(names) :] + names[: turn % len(names)]:
+                measure(handlers[name], chunk, results[name])
+        for name in names:
+            figures = summary(results[name])
             print(
                 f"{case:26} {name:22} {figures['cpu_p50']:6.2f}ms {figures['cpu_p95']:6.2f}ms "
                 f"{figures['wall_p50']:7.2f}ms {1000 / figures['cpu_p50']:5.0f}/s "
                 f"(HTTP {', '.join(map(str, figures['statuses']))})"
             )
-    print(f"machine speed: reference loop {machine_speed():.2f} s (lower is faster)")
+    print(f"machine speed after: reference loop {machine_speed():.2f} s (lower is faster)")
 
 
 if __name__ == "__main__":

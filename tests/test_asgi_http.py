@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import json
+import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,6 +43,38 @@ def stream(request: HttpRequest) -> StreamingHttpResponse:
             yield f"part {n}\n"
 
     return StreamingHttpResponse(parts(), content_type="text/plain")
+
+
+# Set by the test once the first batch of /slow-stream/ has reached the client.
+first_batch_received = threading.Event()
+
+
+def slow_stream(request: HttpRequest) -> StreamingHttpResponse:
+    """A first batch, then the rest only once the client has the first: a handler that
+    read the content whole would wait here (10 s ceiling) and send "not streamed"."""
+
+    def parts():  # type: ignore[no-untyped-def]
+        yield b"x" * 70_000  # more than one 64 KB batch
+        if first_batch_received.wait(timeout=10):
+            yield b"streamed"
+        else:
+            yield b"not streamed"
+
+    return StreamingHttpResponse(parts(), content_type="application/octet-stream")
+
+
+def long_stream(request: HttpRequest) -> StreamingHttpResponse:
+    def parts():  # type: ignore[no-untyped-def]
+        seen["long"] = threading.current_thread().name
+        seen["long_parts"] = 0
+        try:
+            for _ in range(200):  # 14 MB: a handler reading it whole reads all 200
+                seen["long_parts"] += 1
+                yield b"y" * 70_000
+        finally:
+            seen["long_closed"] = threading.current_thread().name
+
+    return StreamingHttpResponse(parts(), content_type="application/octet-stream")
 
 
 def broken_stream(request: HttpRequest) -> StreamingHttpResponse:
@@ -82,6 +118,8 @@ urlpatterns = [
     path("echo/", echo),
     path("stream/", stream),
     path("broken-stream/", broken_stream),
+    path("slow-stream/", slow_stream),
+    path("long-stream/", long_stream),
     path("loop/", loop_of_async_to_sync),
     path("meet/", meet),
     path("query/", query),
@@ -175,11 +213,63 @@ def test_a_posted_body_reaches_the_view(handler) -> None:  # type: ignore[no-unt
     assert (status, content) == (200, b"hello there")
 
 
-def test_a_streaming_response_is_sent_whole_then_closed(handler, signal_threads) -> None:  # type: ignore[no-untyped-def]
+def test_a_stream_is_read_where_the_view_ran_then_closed(handler, signal_threads) -> None:  # type: ignore[no-untyped-def]
     status, _, content = async_to_sync(call)(handler, "GET", "/stream/")
     assert (status, content) == (200, b"part 0\npart 1\npart 2\n")
-    # Read where the view ran, not in Django's shared thread.
+    # Read where the view ran (its queries on the request's connection), not in
+    # Django's shared thread; closed there too.
     assert signal_threads == {"started": seen["stream"], "finished": seen["stream"]}
+
+
+def test_a_streaming_response_streams(handler) -> None:  # type: ignore[no-untyped-def]
+    """The audit CSV must not go into memory whole: the first batch is sent before the
+    iterator is asked for the rest."""
+    first_batch_received.clear()
+
+    async def request() -> bytes:
+        communicator = ApplicationCommunicator(handler, scope("GET", "/slow-stream/"))
+        await communicator.send_input({"type": "http.request", "body": b""})
+        assert (await communicator.receive_output(15))["type"] == "http.response.start"
+        first = await communicator.receive_output(15)
+        assert first["body"] and first["more_body"]
+        first_batch_received.set()
+        content = first["body"]
+        while True:
+            message = await communicator.receive_output(15)
+            content += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await communicator.wait(15)
+        return content
+
+    content = async_to_sync(request)()
+    assert content.endswith(b"streamed") and not content.endswith(b"not streamed")
+    assert len(content) == 70_000 + len(b"streamed")
+
+
+def test_a_client_gone_mid_stream_stops_the_reading_and_closes_it(  # type: ignore[no-untyped-def]
+    handler, signal_threads
+) -> None:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if len(sent) == 3:  # the start and two batches, then the client is gone
+            raise asyncio.CancelledError
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def request() -> None:
+        await asyncio.wait_for(handler(scope("GET", "/long-stream/"), receive, send), 15)
+
+    async_to_sync(request)()
+    assert len(sent) == 3
+    # Reading stopped (a batch or so ahead at most), and the iterator was closed and
+    # request_finished sent in the view's thread.
+    assert seen["long_parts"] <= 4
+    assert seen["long_closed"] == seen["long"] == signal_threads["finished"]
+    assert signal_threads["started"] == seen["long"]
 
 
 def test_a_stream_that_fails_half_way_still_finishes_the_request(handler, signal_threads) -> None:  # type: ignore[no-untyped-def]
@@ -293,3 +383,90 @@ def test_a_process_forked_after_requests_gets_its_own_threads(handler) -> None: 
             os._exit(0 if status == 200 else 1)
     _, exit_status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(exit_status) == 0
+
+
+# Each Django internal purplevisits/asgi_http.py uses, with what it must look like.
+PINNED_SIGNATURES = {
+    "BaseHandler.load_middleware": "(self, is_async=False)",
+    "BaseHandler.get_response": "(self, request)",
+    "ASGIHandler.read_body": "(self, receive)",
+    "ASGIHandler.create_request": "(self, scope, body_file)",
+    "ASGIHandler.send_response": "(self, response, send)",
+    "django.core.handlers.asgi.get_script_prefix": "(scope)",
+}
+
+
+def test_every_django_internal_used_is_pinned() -> None:
+    """A Django upgrade that renames, re-signs or reshapes one of the handler internals
+    HTTPHandler is built on fails here, naming it."""
+    from django.core.handlers import asgi, base
+    from django.http import HttpResponse
+    from django.http.response import HttpResponseBase
+
+    from purplevisits import asgi_http
+
+    owners = {"BaseHandler": base.BaseHandler, "ASGIHandler": asgi.ASGIHandler}
+    for name, expected in PINNED_SIGNATURES.items():
+        owner, _, attribute = name.rpartition(".")
+        target = getattr(owners.get(owner, asgi), attribute, None)
+        assert target is not None, f"Django no longer has {name}"
+        assert str(inspect.signature(target)) == expected, f"{name} changed its signature"
+    for name in ("ASGIHandler.read_body", "ASGIHandler.send_response"):
+        attribute = name.rpartition(".")[2]
+        assert inspect.iscoroutinefunction(getattr(asgi.ASGIHandler, attribute)), name
+    assert not inspect.iscoroutinefunction(asgi.ASGIHandler.create_request)
+    # create_request answers (request, None) or (None, response).
+    assert "return self.request_class(scope, body_file), None" in inspect.getsource(
+        asgi.ASGIHandler.create_request
+    )
+    # HTTPHandler skips ASGIHandler.__init__: it must do nothing more than this.
+    assert "__init__" not in vars(base.BaseHandler), "BaseHandler.__init__ now exists"
+    init_body = textwrap.dedent(inspect.getsource(asgi.ASGIHandler.__init__)).splitlines()[1:]
+    assert [line.strip() for line in init_body if line.strip()] == [
+        "super().__init__()",
+        "self.load_middleware(is_async=True)",
+    ], "ASGIHandler.__init__ changed"
+    assert asgi.ASGIHandler.chunk_size == 2**16, "ASGIHandler.chunk_size changed"
+    # request_finished's sender comes from the response's _handler_class.
+    assert HttpResponse()._handler_class is None, "HttpResponseBase._handler_class is gone"
+    assert "self._handler_class" in inspect.getsource(HttpResponseBase.close)
+    # The list in the module is the list pinned here.
+    assert set(asgi_http.DJANGO_INTERNALS) == set(PINNED_SIGNATURES) | {
+        "BaseHandler.__init__",
+        "ASGIHandler.chunk_size",
+        "HttpResponseBase._handler_class",
+    }
+
+
+def test_the_module_uses_no_unpinned_internal() -> None:
+    """Every handler attribute HTTPHandler touches on ``self``, and every private name
+    it touches anywhere, is in DJANGO_INTERNALS (a new internal must be pinned)."""
+    from django.core.handlers import asgi
+
+    from purplevisits import asgi_http
+
+    pinned = {name.rpartition(".")[2] for name in asgi_http.DJANGO_INTERNALS}
+    tree = ast.parse(Path(asgi_http.__file__).read_text())
+    # The module's own names: its functions and methods, and what it assigns to self.
+    functions = ast.FunctionDef | ast.AsyncFunctionDef
+    own = {node.name for node in ast.walk(tree) if isinstance(node, functions)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            for target in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(target, ast.Attribute) and getattr(target.value, "id", "") == "self":
+                    own.add(target.attr)
+    own -= pinned  # assigning a Django attribute (block_size aside) still uses it
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            name = node.attr
+            if name.startswith("__") or name in own:
+                continue
+            if node.value.id == "self" and hasattr(asgi.ASGIHandler, name):
+                assert name in pinned, f"HTTPHandler uses self.{name}: pin it"
+            if name.startswith("_"):
+                assert name in pinned, f"asgi_http uses {node.value.id}.{name}: pin it"
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+            "django.core.handlers"
+        ):
+            for alias in node.names:
+                assert alias.name in pinned | {"ASGIHandler", "base"}, alias.name
