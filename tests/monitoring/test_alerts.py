@@ -96,7 +96,9 @@ def test_ending_a_call_offers_to_acknowledge_its_alerts(client, people, establis
     }
 
 
-def test_acknowledging_a_call_elsewhere_or_as_hq_is_refused(client, people, establishment_x) -> None:  # type: ignore[no-untyped-def]
+def test_acknowledging_a_call_elsewhere_or_as_hq_is_refused(  # type: ignore[no-untyped-def]
+    client, people, establishment_x
+) -> None:
     call = live_call(establishment_x)
     _raise(call, AlertKind.UNAPPROVED_FACE, "family", 1)
     url = reverse("monitoring:call_alerts_acknowledge", args=[establishment_x.code, call.pk])
