@@ -1,15 +1,28 @@
-# One image for every process type (web, relay, worker, beat); the command differs.
-FROM python:3.11-slim-bookworm
+# One image for every process type (web, relay, worker, beat, migrate); the argument to
+# deploy/entrypoint.sh chooses which (docker-compose.yml).
+FROM python:3.11.13-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
-    VAR_DIR=/var/lib/purplevisits
+    PIP_DISABLE_PIP_VERSION_CHECK=1 VAR_DIR=/var/lib/purplevisits
+# Face matching's native libraries (dlib's OpenMP and BLAS).
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 libopenblas0 \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# Runtime dependencies only: tests and linters are in requirements-dev.lock.
 COPY requirements.lock requirements-nodeps.txt ./
-RUN pip install -r requirements.lock && pip install --no-deps -r requirements-nodeps.txt
+RUN pip install --no-cache-dir -r requirements.lock \
+    && pip install --no-cache-dir --no-deps -r requirements-nodeps.txt
 COPY . .
-RUN useradd --system --home /app purplevisits && mkdir -p $VAR_DIR && chown purplevisits $VAR_DIR \
-    && DEBUG=true python manage.py collectstatic --noinput
-USER purplevisits
+# The app's user owns the private-media directory (a named volume mounted there takes
+# this owner the first time), and nothing else it could change.
+RUN groupadd --system --gid 10001 purplevisits \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home purplevisits \
+    && mkdir -p "$VAR_DIR/private" \
+    && chown -R 10001:10001 "$VAR_DIR" \
+    && ./deploy/entrypoint.sh collectstatic
+USER 10001:10001
 EXPOSE 8000
-CMD ["daphne", "--no-server-name", "-b", "0.0.0.0", "-p", "8000", "purplevisits.asgi:application"]
+HEALTHCHECK --interval=15s --timeout=15s --start-period=60s --retries=3 \
+    CMD ["/app/deploy/entrypoint.sh", "healthcheck", "web"]
+ENTRYPOINT ["/app/deploy/entrypoint.sh"]
+CMD ["web"]

@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in emails under `make run` (settings.SITE_URL).
+SITE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: help setup run test lint bench browser lock clean
+.PHONY: help setup run test lint bench browser proxy lock clean
 
 help:
 	@echo "make run    set up and start the service with demo data on http://$(HOST):$(PORT)"
@@ -14,10 +16,12 @@ help:
 	@echo "make lint   ruff and mypy"
 	@echo "make bench  run the benchmarks in bench/ and print their figures"
 
-$(STAMP): requirements.lock requirements-nodeps.txt pyproject.toml
+# requirements.lock: what the service runs (the image installs only it);
+# requirements-dev.lock: tests and linters.
+$(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
 	# face_recognition without its `dlib` requirement: dlib comes from dlib-bin.
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -c "import django, channels, aiortc, face_recognition"
@@ -34,14 +38,24 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; \
 	else echo "chromium/ffmpeg missing and not root: browser tests will be skipped"; fi
 
+# Debian's caddy (the TLS proxy of tests/production) and certutil (to trust its test CA).
+proxy:
+	@if command -v caddy >/dev/null && command -v certutil >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing caddy and libnss3-tools with apt-get…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy libnss3-tools >/dev/null; \
+	else echo "caddy/certutil missing and not root: the production test will be skipped"; fi
+
+run: export SITE_URL := $(SITE_URL)
 run: setup
 	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py load_establishments
 	$(BIN)/python manage.py seed_demo
-	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	@echo "Serving on $(SITE_URL)/ (Ctrl-C to stop)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) purplevisits.asgi:application
 
-test: setup browser
+test: setup browser proxy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -52,7 +66,7 @@ bench: setup
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 lock: setup
-	$(BIN)/python -m pip freeze --exclude face-recognition --exclude purplevisits > requirements.lock
+	$(BIN)/python deploy/lock.py
 
 clean:
 	rm -rf $(VENV) var/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

@@ -57,8 +57,6 @@ def ice_servers_for(user: Any, call: Any | None = None) -> list[dict[str, Any]]:
     name = f"u{getattr(user, 'pk', None) or 'anon'}"
     if call is not None:
         name += f"-c{str(call.pk)[:8]}"
-    username, password = turn_credentials(
-        name=name, expires=expires, secret=settings.TURN_SECRET
-    )
+    username, password = turn_credentials(name=name, expires=expires, secret=settings.TURN_SECRET)
     servers.append({"urls": list(settings.TURN_URLS), "username": username, "credential": password})
     return servers

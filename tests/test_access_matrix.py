@@ -94,6 +94,9 @@ SIGNED_OUT_ONLY = row(200, to("/me/"), to("/me/"), TERMINAL, *[to("/staff/")] * 
 DECISIONS: dict[str, Decision] = {
     # purplevisits
     "healthz": PUBLIC,
+    # Prometheus: only with "Authorization: Bearer METRICS_TOKEN"; no token set, no page
+    # (tests/test_metrics.py covers the token). A laptop account stays on its page.
+    "metrics": row(404, 404, 404, TERMINAL, 404, 404, 404, 404),
     "home": PUBLIC,
     # allauth (public sign-in, sign-up, reset and confirm pages; account pages)
     "account_login": SIGNED_OUT_ONLY,
