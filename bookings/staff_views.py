@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -45,6 +46,14 @@ def _day_param(request: HttpRequest, establishment: Establishment, name: str) ->
     except ValueError:
         return today
 
+
+
+
+def _add_errors(form: forms.Form, error: ValidationError) -> None:
+    """A service's ValidationError shown by its field (or at the top of the form)."""
+    for field, messages_ in error.message_dict.items():
+        for message in messages_:
+            form.add_error(field if field in form.fields else None, message)
 
 @role_required(StaffRole.OFFICER)
 def day(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
@@ -145,9 +154,7 @@ def cancel(request: HttpRequest, reference: str, *, establishment: Establishment
                 note=form.cleaned_data["note"],
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
+            _add_errors(form, exc)
         except BookingRefused as exc:
             refusal = exc
         else:
@@ -200,9 +207,7 @@ def move(request: HttpRequest, reference: str, *, establishment: Establishment) 
                 note=form.cleaned_data["note"],
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
+            _add_errors(form, exc)
         except BookingRefused as exc:
             refusal = exc
         else:
@@ -240,9 +245,7 @@ def blocked_dates(request: HttpRequest, *, establishment: Establishment) -> Http
                 actor=request.user,
             )
         except ValidationError as exc:
-            for field, errors in exc.message_dict.items():
-                for error in errors:
-                    form.add_error(field if field in form.fields else None, error)
+            _add_errors(form, exc)
         else:
             count = len(cancelled)
             messages.success(
