@@ -30,13 +30,14 @@ $(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.txt pyproj
 setup: $(STAMP)
 	@mkdir -p var
 
-# Debian's Chromium and ffmpeg for the browser tests (no browser download).
+# Debian's Chromium and ffmpeg for the browser tests (no browser download), and GNU
+# gettext for the check that every string has its Welsh (tests/test_i18n.py).
 browser:
-	@if command -v chromium >/dev/null && command -v ffmpeg >/dev/null; then :; \
+	@if command -v chromium >/dev/null && command -v ffmpeg >/dev/null && command -v msgmerge >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "Installing chromium and ffmpeg with apt-get…"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg >/dev/null; \
-	else echo "chromium/ffmpeg missing and not root: browser tests will be skipped"; fi
+		echo "Installing chromium, ffmpeg and gettext with apt-get…"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium ffmpeg gettext >/dev/null; \
+	else echo "chromium/ffmpeg/gettext missing and not root: browser and translation tests will be skipped"; fi
 
 # Debian's caddy (the TLS proxy of tests/production) and certutil (to trust its test CA).
 proxy:

@@ -8,41 +8,42 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from establishments.models import Establishment
 
 
 class AuditAction(models.TextChoices):
-    CALL_PAUSE = "call_pause", "Paused a call"
-    CALL_RESUME = "call_resume", "Resumed a call"
-    CALL_TERMINATE = "call_terminate", "Terminated a call"
-    CALL_MESSAGE = "call_message", "Sent a message to a call"
-    IDENTITY_APPROVE = "identity_approve", "Approved an identity"
-    IDENTITY_REJECT = "identity_reject", "Rejected an identity"
-    ID_IMAGE_VIEW = "id_image_view", "Viewed an identity image"
-    ID_IMAGE_DENIED = "id_image_denied", "Was refused an identity image"
-    DEPENDANT_APPROVE = "dependant_approve", "Approved a dependant"
-    DEPENDANT_REJECT = "dependant_reject", "Rejected a dependant"
-    CONNECTION_APPROVE = "connection_approve", "Approved a connection"
-    CONNECTION_REJECT = "connection_reject", "Rejected a connection"
-    CONNECTION_REVOKE = "connection_revoke", "Revoked a connection"
-    BOOKING_CREATE = "booking_create", "Entered a prisoner's call request"
-    BOOKING_CANCEL = "booking_cancel", "Cancelled a booking"
-    BOOKING_MOVE = "booking_move", "Moved a booking"
-    SCHEDULE_CHANGE = "schedule_change", "Changed the schedule"
-    BLOCKED_DATE_ADD = "blocked_date_add", "Blocked a date"
-    PRISONER_ENROL = "prisoner_enrol", "Enrolled a prisoner's photo"
-    PRISONER_ENROL_REMOVE = "prisoner_enrol_remove", "Removed a prisoner's photo"
-    SNAPSHOT_VIEW = "snapshot_view", "Viewed an evidence snapshot"
-    PERMISSION_DENIED = "permission_denied", "Was refused an action"
-    ALERT_ACKNOWLEDGE = "alert_acknowledge", "Acknowledged an alert"
-    TEST_CALL_PLACE = "test_call_place", "Placed a staff test call"
+    CALL_PAUSE = "call_pause", _("Paused a call")
+    CALL_RESUME = "call_resume", _("Resumed a call")
+    CALL_TERMINATE = "call_terminate", _("Terminated a call")
+    CALL_MESSAGE = "call_message", _("Sent a message to a call")
+    IDENTITY_APPROVE = "identity_approve", _("Approved an identity")
+    IDENTITY_REJECT = "identity_reject", _("Rejected an identity")
+    ID_IMAGE_VIEW = "id_image_view", _("Viewed an identity image")
+    ID_IMAGE_DENIED = "id_image_denied", _("Was refused an identity image")
+    DEPENDANT_APPROVE = "dependant_approve", _("Approved a dependant")
+    DEPENDANT_REJECT = "dependant_reject", _("Rejected a dependant")
+    CONNECTION_APPROVE = "connection_approve", _("Approved a connection")
+    CONNECTION_REJECT = "connection_reject", _("Rejected a connection")
+    CONNECTION_REVOKE = "connection_revoke", _("Revoked a connection")
+    BOOKING_CREATE = "booking_create", _("Entered a prisoner's call request")
+    BOOKING_CANCEL = "booking_cancel", _("Cancelled a booking")
+    BOOKING_MOVE = "booking_move", _("Moved a booking")
+    SCHEDULE_CHANGE = "schedule_change", _("Changed the schedule")
+    BLOCKED_DATE_ADD = "blocked_date_add", _("Blocked a date")
+    PRISONER_ENROL = "prisoner_enrol", _("Enrolled a prisoner's photo")
+    PRISONER_ENROL_REMOVE = "prisoner_enrol_remove", _("Removed a prisoner's photo")
+    SNAPSHOT_VIEW = "snapshot_view", _("Viewed an evidence snapshot")
+    PERMISSION_DENIED = "permission_denied", _("Was refused an action")
+    ALERT_ACKNOWLEDGE = "alert_acknowledge", _("Acknowledged an alert")
+    TEST_CALL_PLACE = "test_call_place", _("Placed a staff test call")
     CONNECTION_REQUESTS_PAUSED = (
         "connection_requests_paused",
-        "Connection requests paused (too many that did not match)",
+        _("Connection requests paused (too many that did not match)"),
     )
-    FAMILY_EXPORT = "family_export", "Exported a family's data (subject access request)"
-    FAMILY_ERASE = "family_erase", "Erased a family's data"
+    FAMILY_EXPORT = "family_export", _("Exported a family's data (subject access request)")
+    FAMILY_ERASE = "family_erase", _("Erased a family's data")
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

@@ -32,7 +32,7 @@ class SlotField(forms.CharField):
             return None
         moment = parse_slot_key(text)
         if moment is None:
-            raise forms.ValidationError("Choose one of the times listed.", code="invalid")
+            raise forms.ValidationError(_("Choose one of the times listed."), code="invalid")
         return moment
 
 
@@ -45,7 +45,7 @@ class IdList(forms.Field):
         if not value:
             return []
         if not isinstance(value, list | tuple) or len(value) > 20:
-            raise forms.ValidationError("Choose who will join from the list.")
+            raise forms.ValidationError(_("Choose who will join from the list."))
         ids: list[int] = []
         for item in value:
             # isdigit() alone accepts '²' and other digits int() refuses (found by
@@ -55,7 +55,7 @@ class IdList(forms.Field):
                 or not (item.isascii() and item.isdigit())
                 or len(item) > 18
             ):
-                raise forms.ValidationError("Choose who will join from the list.")
+                raise forms.ValidationError(_("Choose who will join from the list."))
             ids.append(int(item))
         return ids
 
@@ -66,14 +66,14 @@ class BookingForm(forms.Form):
     visitors = IdList(required=False)
     dependants = IdList(required=False)
     aup = forms.BooleanField(
-        required=False, label="I accept the acceptable use policy for this call"
+        required=False, label=_("I accept the acceptable use policy for this call")
     )
     idempotency_key = forms.CharField(max_length=64, widget=forms.HiddenInput)
 
     def clean_idempotency_key(self) -> str:
         key: str = self.cleaned_data["idempotency_key"]
         if not IDEMPOTENCY_KEY.match(key):
-            raise forms.ValidationError("This form has expired. Please start again.")
+            raise forms.ValidationError(_("This form has expired. Please start again."))
         return key
 
 
@@ -81,20 +81,20 @@ class AcceptRequestForm(forms.Form):
     visitors = IdList(required=False)
     dependants = IdList(required=False)
     aup = forms.BooleanField(
-        required=False, label="I accept the acceptable use policy for this call"
+        required=False, label=_("I accept the acceptable use policy for this call")
     )
 
 
 class StaffCancelForm(forms.Form):
     reason = forms.ChoiceField(
-        choices=[("", "Choose a reason")]
+        choices=[("", _("Choose a reason"))]
         + [(value, CancelReason(value).label) for value in STAFF_CANCEL_REASONS],
-        label="Reason",
+        label=_("Reason"),
     )
     note = forms.CharField(
         max_length=300,
         required=False,
-        label="Note for the family (optional, required for 'Other')",
+        label=_("Note for the family (optional, required for 'Other')"),
         widget=forms.Textarea(attrs={"rows": 3}),
     )
 
@@ -118,44 +118,46 @@ class StaffMoveForm(MoveForm):
 
 class BlockedDateForm(forms.Form):
     date = forms.DateField(
-        label="Date", widget=forms.DateInput(attrs={"type": "date"}), help_text="UK date."
+        label=_("Date"), widget=forms.DateInput(attrs={"type": "date"}), help_text=_("UK date.")
     )
-    reason = forms.ChoiceField(choices=BlockedDateReason.choices, label="Reason")
-    note = forms.CharField(max_length=200, required=False, label="Note for families (optional)")
+    reason = forms.ChoiceField(choices=BlockedDateReason.choices, label=_("Reason"))
+    note = forms.CharField(max_length=200, required=False, label=_("Note for families (optional)"))
 
 
 class PrisonerLookupForm(forms.Form):
     prison_number = forms.CharField(
-        max_length=7, label="Prison number", help_text="For example A1234BC."
+        max_length=7, label=_("Prison number"), help_text=_("For example A1234BC.")
     )
 
     def clean_prison_number(self) -> str:
         value: str = self.cleaned_data["prison_number"].strip().upper()
         if not re.match(r"^[A-Z][0-9]{4}[A-Z]{2}\Z", value):
-            raise forms.ValidationError("A prison number is a letter, four digits and two letters.")
+            raise forms.ValidationError(
+                _("A prison number is a letter, four digits and two letters.")
+            )
         return value
 
 
 class PrisonerRequestForm(forms.Form):
     prison_number = forms.CharField(max_length=7, widget=forms.HiddenInput)
-    connection = forms.TypedChoiceField(coerce=int, label="Visitor the prisoner asked for")
-    slot = SlotField(label="Time")
+    connection = forms.TypedChoiceField(coerce=int, label=_("Visitor the prisoner asked for"))
+    slot = SlotField(label=_("Time"))
     idempotency_key = forms.CharField(max_length=64, widget=forms.HiddenInput)
 
     def __init__(self, *args: object, connections: list[tuple[int, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.fields["connection"].choices = [("", "Choose a visitor"), *connections]  # type: ignore[attr-defined]
+        self.fields["connection"].choices = [("", _("Choose a visitor")), *connections]  # type: ignore[attr-defined]
 
     def clean_idempotency_key(self) -> str:
         key: str = self.cleaned_data["idempotency_key"]
         if not IDEMPOTENCY_KEY.match(key):
-            raise forms.ValidationError("This form has expired. Please start again.")
+            raise forms.ValidationError(_("This form has expired. Please start again."))
         return key
 
 
 class RequestFilterForm(forms.Form):
     state = forms.ChoiceField(
-        label="Show",
+        label=_("Show"),
         required=False,
-        choices=[("", "All requests"), *REQUEST_STATES.items()],
+        choices=[("", _("All requests")), *REQUEST_STATES.items()],
     )

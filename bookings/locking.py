@@ -19,13 +19,14 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import OperationalError, connection, transaction
+from django.utils.translation import gettext, gettext_noop
 
 from bookings.rules import BookingRefused, RuleCode
 from establishments.models import Prisoner
 
 LOCK_TIMEOUT_MS = 5000
 
-BUSY_MESSAGE = (
+BUSY_MESSAGE = gettext_noop(
     "Lots of people are booking at the moment and we could not finish yours. "
     "Nothing has been booked: please try again in a minute."
 )
@@ -60,7 +61,7 @@ def lock_for_booking(
                     )
     except OperationalError as exc:
         if _is_lock_timeout(exc):
-            raise BookingRefused(RuleCode.BUSY, BUSY_MESSAGE) from exc
+            raise BookingRefused(RuleCode.BUSY, gettext(BUSY_MESSAGE)) from exc
         raise
 
 

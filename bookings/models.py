@@ -39,12 +39,12 @@ def normalise_short_reference(text: str) -> str:
 
 
 class BookingStatus(models.TextChoices):
-    REQUESTED = "requested", "Requested (waiting for the family to accept)"
-    CONFIRMED = "confirmed", "Confirmed"
-    CANCELLED = "cancelled", "Cancelled"
-    COMPLETED = "completed", "Completed"
-    NO_SHOW = "no_show", "No show"
-    TERMINATED = "terminated", "Ended by staff"
+    REQUESTED = "requested", _("Requested (waiting for the family to accept)")
+    CONFIRMED = "confirmed", _("Confirmed")
+    CANCELLED = "cancelled", _("Cancelled")
+    COMPLETED = "completed", _("Completed")
+    NO_SHOW = "no_show", _("No show")
+    TERMINATED = "terminated", _("Ended by staff")
 
 
 # Bookings that hold their terminal and slot.
@@ -60,19 +60,19 @@ ALLOWANCE_STATUSES = (
 
 
 class BookingOrigin(models.TextChoices):
-    FAMILY = "family", "Booked by the family"
-    PRISONER = "prisoner", "Requested by the prisoner"
+    FAMILY = "family", _("Booked by the family")
+    PRISONER = "prisoner", _("Requested by the prisoner")
 
 
 class CancelReason(models.TextChoices):
-    FAMILY = "family", "Cancelled by the family"
-    LOCKDOWN = "lockdown", "Lockdown"
-    STAFF_SHORTAGE = "staff_shortage", "Staff shortage"
-    TECHNICAL_FAULT = "technical_fault", "Technical fault"
-    PRISONER_MOVED = "prisoner_moved", "Prisoner moved"
-    REQUEST_LAPSED = "request_lapsed", "Request not answered in time"
-    REQUEST_DECLINED = "request_declined", "Request declined by the family"
-    OTHER = "other", "Other"
+    FAMILY = "family", _("Cancelled by the family")
+    LOCKDOWN = "lockdown", _("Lockdown")
+    STAFF_SHORTAGE = "staff_shortage", _("Staff shortage")
+    TECHNICAL_FAULT = "technical_fault", _("Technical fault")
+    PRISONER_MOVED = "prisoner_moved", _("Prisoner moved")
+    REQUEST_LAPSED = "request_lapsed", _("Request not answered in time")
+    REQUEST_DECLINED = "request_declined", _("Request declined by the family")
+    OTHER = "other", _("Other")
 
 
 class MoveReason(models.TextChoices):

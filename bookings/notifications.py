@@ -23,8 +23,9 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import formats, timezone, translation
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from icalendar import Calendar, Event, vCalAddress, vText
 
 from bookings.models import Booking, BookingStatus, CancelReason
@@ -44,13 +45,13 @@ CALENDAR_KINDS = (CONFIRMED, MOVED, MOVED_BY_FAMILY, CANCELLED, REMINDER_24H)
 NEVER_IN_A_CALENDAR = (CancelReason.REQUEST_LAPSED, CancelReason.REQUEST_DECLINED)
 
 SUBJECTS = {
-    CONFIRMED: "Your video call with {prisoner} is booked",
-    REQUESTED: "{prisoner} has asked for a video call with you",
-    CANCELLED: "Your video call with {prisoner} is cancelled",
-    MOVED: "Your video call with {prisoner} has moved",
-    MOVED_BY_FAMILY: "Your video call with {prisoner} has moved",
-    REMINDER_24H: "Reminder: video call with {prisoner} tomorrow",
-    REMINDER_1H: "Reminder: video call with {prisoner} in an hour",
+    CONFIRMED: gettext_noop("Your video call with {prisoner} is booked"),
+    REQUESTED: gettext_noop("{prisoner} has asked for a video call with you"),
+    CANCELLED: gettext_noop("Your video call with {prisoner} is cancelled"),
+    MOVED: gettext_noop("Your video call with {prisoner} has moved"),
+    MOVED_BY_FAMILY: gettext_noop("Your video call with {prisoner} has moved"),
+    REMINDER_24H: gettext_noop("Reminder: video call with {prisoner} tomorrow"),
+    REMINDER_1H: gettext_noop("Reminder: video call with {prisoner} in an hour"),
 }
 
 CALENDAR_FILENAME = "video-call.ics"
@@ -301,7 +302,7 @@ def booking_email_content(
         )
     return BookingEmail(
         # A prisoner's name is typed in admin: one line in the subject whatever it holds.
-        subject=one_line(SUBJECTS[kind].format(prisoner=prisoner.full_name)),
+        subject=one_line(_(SUBJECTS[kind]).format(prisoner=prisoner.full_name)),
         greeting=_("Hello %(name)s,") % {"name": booking.lead_visitor.legal_name},
         paragraphs=paragraphs,
         rows=rows,
@@ -317,19 +318,21 @@ def build_booking_email(
     previous_starts_at: datetime | None = None,
     reason: str = "",
 ) -> EmailMultiAlternatives:
-    content = booking_email_content(
-        booking, kind, previous_starts_at=previous_starts_at, reason=reason
-    )
-    context = {"email": content, "SERVICE_NAME": settings.SERVICE_NAME}
-    people = _attendees(booking)
-    message = EmailMultiAlternatives(
-        subject=content.subject,
-        body=render_to_string("bookings/email/booking.txt", context),
-        to=recipients(booking, people),
-    )
-    message.attach_alternative(
-        render_to_string("bookings/email/booking.html", context), "text/html"
-    )
-    if kind in CALENDAR_KINDS and booking.cancel_reason not in NEVER_IN_A_CALENDAR:
-        message.attach(calendar_part(booking, people))
+    """The email in the lead visitor's language (their profile's), .ics included."""
+    with translation.override(booking.lead_visitor.language):
+        content = booking_email_content(
+            booking, kind, previous_starts_at=previous_starts_at, reason=reason
+        )
+        context = {"email": content, "SERVICE_NAME": settings.SERVICE_NAME}
+        people = _attendees(booking)
+        message = EmailMultiAlternatives(
+            subject=content.subject,
+            body=render_to_string("bookings/email/booking.txt", context),
+            to=recipients(booking, people),
+        )
+        message.attach_alternative(
+            render_to_string("bookings/email/booking.html", context), "text/html"
+        )
+        if kind in CALENDAR_KINDS and booking.cancel_reason not in NEVER_IN_A_CALENDAR:
+            message.attach(calendar_part(booking, people))
     return message

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+
 
 class RuleCode:
     ESTABLISHMENT_NOT_LIVE = "ESTABLISHMENT_NOT_LIVE"
@@ -39,22 +42,26 @@ class BookingRefused(Exception):
 
 
 def day_label(day: date) -> str:
-    """'1 December' (with the year when it is not this year's)."""
+    """'1 December' (with the year when it is not this year's), in the active language."""
     from django.utils import timezone
 
-    label = f"{day.day} {day:%B}"
-    return label if day.year == timezone.localdate().year else f"{label} {day.year}"
+    return date_format(day, "j F" if day.year == timezone.localdate().year else "j F Y")
 
 
 def month_label(month: date) -> str:
-    """'December' (with the year when it is not this year's)."""
+    """'December' (with the year when it is not this year's), in the active language."""
     from django.utils import timezone
 
-    return f"{month:%B}" if month.year == timezone.localdate().year else f"{month:%B %Y}"
+    return date_format(month, "F" if month.year == timezone.localdate().year else "F Y")
 
 
 def slot_label(moment_local: datetime) -> str:
-    return f"{moment_local:%A} {day_label(moment_local.date())} at {moment_local:%H:%M}"
+    """'Tuesday 1 December at 14:30', in the active language."""
+    return _("%(weekday)s %(day)s at %(time)s") % {
+        "weekday": date_format(moment_local, "l"),
+        "day": day_label(moment_local.date()),
+        "time": date_format(moment_local, "H:i"),
+    }
 
 
 def next_month(day: date) -> date:

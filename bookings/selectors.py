@@ -13,6 +13,7 @@ from django.db import connection as database
 from django.db.models import Case, CharField, Model, Prefetch, Q, QuerySet, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from bookings.models import (
     ACTIVE_STATUSES,
@@ -608,11 +609,11 @@ def bookings_between(
 
 # What became of a prisoner's request, as the staff list says it.
 REQUEST_STATES = {
-    "waiting": "Waiting for the family",
-    "accepted": "Accepted",
-    "declined": "Declined by the family",
-    "lapsed": "Lapsed: not answered in time",
-    "cancelled": "Cancelled",
+    "waiting": gettext_lazy("Waiting for the family"),
+    "accepted": gettext_lazy("Accepted"),
+    "declined": gettext_lazy("Declined by the family"),
+    "lapsed": gettext_lazy("Lapsed: not answered in time"),
+    "cancelled": gettext_lazy("Cancelled"),
 }
 REQUESTS_PER_PAGE = 50
 

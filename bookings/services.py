@@ -94,8 +94,11 @@ def check_establishment_live(establishment: Establishment) -> None:
     if not establishment.is_live:
         raise BookingRefused(
             RuleCode.ESTABLISHMENT_NOT_LIVE,
-            f"{establishment.name} is not taking video call bookings yet. "
-            "Its booking page will open when video calls start there.",
+            _(
+                "%(name)s is not taking video call bookings yet. Its booking page will open when "
+                "video calls start there."
+            )
+            % {"name": establishment.name},
         )
 
 
@@ -104,16 +107,18 @@ def check_prisoner_available(prisoner: Prisoner, establishment: Establishment, d
     if prisoner.status != PrisonerStatus.ACTIVE or prisoner.establishment_id != establishment.pk:
         raise BookingRefused(
             RuleCode.PRISONER_UNAVAILABLE,
-            f"Calls with {number} cannot be booked at {establishment.name}: they are not "
-            "held there at the moment. If they have moved, ask to connect to them at their "
-            "new prison.",
+            _(
+                "Calls with %(number)s cannot be booked at %(name)s: they are not held there at "
+                "the moment. If they have moved, ask to connect to them at their new prison."
+            )
+            % {"number": number, "name": establishment.name},
         )
     restricted = prisoner.video_calls_restricted_until
     if restricted is not None and day <= restricted:
         raise BookingRefused(
             RuleCode.PRISONER_UNAVAILABLE,
-            f"{number} cannot have video calls until {day_label(restricted + timedelta(days=1))}. "
-            "Choose a day from then.",
+            _("%(number)s cannot have video calls until %(day_label)s. Choose a day from then.")
+            % {"number": number, "day_label": day_label(restricted + timedelta(days=1))},
         )
 
 
@@ -137,9 +142,16 @@ def check_slot(
     if starts_at <= now or too_soon or day > last_day:
         raise BookingRefused(
             RuleCode.OUTSIDE_WINDOW,
-            f"Calls can be booked from {day_label(first_day)} to {day_label(last_day)} "
-            f"({establishment.min_notice_days} to {establishment.max_days_ahead} days ahead). "
-            "Choose a time in that range.",
+            _(
+                "Calls can be booked from %(day_label)s to %(day_label2)s (%(min_notice_days)s to "
+                "%(max_days_ahead)s days ahead). Choose a time in that range."
+            )
+            % {
+                "day_label": day_label(first_day),
+                "day_label2": day_label(last_day),
+                "min_notice_days": establishment.min_notice_days,
+                "max_days_ahead": establishment.max_days_ahead,
+            },
         )
     slot = find_slot(establishment, starts_at, include_blocked=True)
     if blocked_from_cache and slot is not None:
@@ -149,13 +161,17 @@ def check_slot(
     if blocked:
         raise BookingRefused(
             RuleCode.DATE_BLOCKED,
-            f"{establishment.name} is not offering calls on {day_label(day)}. Choose another day.",
+            _("%(name)s is not offering calls on %(day_label)s. Choose another day.")
+            % {"name": establishment.name, "day_label": day_label(day)},
         )
     if slot is None:
         raise BookingRefused(
             RuleCode.SLOT_NOT_OFFERED,
-            f"{establishment.name} does not offer a call at that time. "
-            "Choose one of the times on the booking page.",
+            _(
+                "%(name)s does not offer a call at that time. Choose one of the times on the "
+                "booking page."
+            )
+            % {"name": establishment.name},
         )
     return slot
 
@@ -182,8 +198,10 @@ def check_lead_visitor(connection: Connection, lead: VisitorProfile) -> None:
     ):
         raise BookingRefused(
             RuleCode.VISITOR_NOT_APPROVED,
-            "You need an approved identity and an approved connection to this person "
-            "before you can book. Check your account page for what is still needed.",
+            _(
+                "You need an approved identity and an approved connection to this person "
+                "before you can book. Check your account page for what is still needed."
+            ),
         )
 
 
@@ -217,24 +235,35 @@ def check_party(
     if len(others) != len(wanted_profiles) or len(dependants) != len(wanted_dependants):
         raise BookingRefused(
             RuleCode.VISITOR_NOT_APPROVED,
-            "Everyone on the call must be in your group (or one of your children and others "
-            "you added) and approved to call this person. Remove anyone who is not, or "
-            "wait until the prison approves them.",
+            _(
+                "Everyone on the call must be in your group (or one of your children and others "
+                "you added) and approved to call this person. Remove anyone who is not, or "
+                "wait until the prison approves them."
+            ),
         )
     people: list[VisitorProfile | Dependant] = [lead, *others, *dependants]
     adults = sum(1 for person in people if person.age_on(day) >= establishment.adult_age)
     if len(people) > establishment.max_visitors or adults > establishment.max_adults:
         raise BookingRefused(
             RuleCode.TOO_MANY_VISITORS,
-            f"At most {establishment.max_visitors} people can join a call, and at most "
-            f"{establishment.max_adults} of them aged {establishment.adult_age} or over. "
-            "Choose fewer people.",
+            _(
+                "At most %(max_visitors)s people can join a call, and at most %(max_adults)s of "
+                "them aged %(adult_age)s or over. Choose fewer people."
+            )
+            % {
+                "max_visitors": establishment.max_visitors,
+                "max_adults": establishment.max_adults,
+                "adult_age": establishment.adult_age,
+            },
         )
     if adults == 0:
         raise BookingRefused(
             RuleCode.NO_ADULT,
-            f"At least one person on the call must be aged {establishment.adult_age} or over "
-            "on the day. Add an adult who is approved for this call.",
+            _(
+                "At least one person on the call must be aged %(adult_age)s or over on the day. "
+                "Add an adult who is approved for this call."
+            )
+            % {"adult_age": establishment.adult_age},
         )
     return Party(lead=lead, others=others, dependants=dependants)
 
@@ -359,8 +388,8 @@ def _free_terminals(
     if prisoner_busy:
         raise BookingRefused(
             RuleCode.ALREADY_BOOKED,
-            f"{prisoner.prison_number} already has a call at {slot_label(slot.local_start)}. "
-            "Choose another time.",
+            _("%(prison_number)s already has a call at %(slot_label)s. Choose another time.")
+            % {"prison_number": prisoner.prison_number, "slot_label": slot_label(slot.local_start)},
         )
     if used >= establishment.calls_per_month:
         raise _no_allowance(establishment, prisoner, month)
@@ -368,8 +397,8 @@ def _free_terminals(
     if not free:
         raise BookingRefused(
             RuleCode.SLOT_FULL,
-            f"Every call at {slot_label(slot.local_start)} has just been booked. "
-            "Choose another time.",
+            _("Every call at %(slot_label)s has just been booked. Choose another time.")
+            % {"slot_label": slot_label(slot.local_start)},
         )
     return free, month
 
@@ -486,10 +515,11 @@ def _refusal_from_integrity_error(exc: IntegrityError) -> BookingRefused:
     if "prisoner" in text:
         return BookingRefused(
             RuleCode.ALREADY_BOOKED,
-            "This person already has a call at that time. Choose another time.",
+            _("This person already has a call at that time. Choose another time."),
         )
     return BookingRefused(
-        RuleCode.SLOT_FULL, "That time has just been booked by someone else. Choose another time."
+        RuleCode.SLOT_FULL,
+        _("That time has just been booked by someone else. Choose another time."),
     )
 
 
@@ -501,7 +531,7 @@ def _existing_for_key(key: str | None, lead: VisitorProfile) -> Booking | None:
         return None
     if existing.lead_visitor_id != lead.pk:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "This booking form has expired. Please start again."
+            RuleCode.NOT_CHANGEABLE, _("This booking form has expired. Please start again.")
         )
     return existing
 
@@ -599,8 +629,11 @@ def check_bookable(
 def _requests_only(establishment: Establishment) -> BookingRefused:
     return BookingRefused(
         RuleCode.REQUESTS_ONLY,
-        f"At {establishment.name} the person in prison asks for calls. When they do, "
-        "you will get an email and can accept the call on your calls page.",
+        _(
+            "At %(name)s the person in prison asks for calls. When they do, you will get an email "
+            "and can accept the call on your calls page."
+        )
+        % {"name": establishment.name},
     )
 
 
@@ -638,7 +671,7 @@ def _booking_create(
     if not aup_accepted:
         raise BookingRefused(
             RuleCode.AUP_NOT_ACCEPTED,
-            "You need to accept the acceptable use policy before booking a call.",
+            _("You need to accept the acceptable use policy before booking a call."),
         )
     terminal_ids = _lock(establishment, prisoner, slot)
     terminal, month = _reserve_terminal(
@@ -680,10 +713,10 @@ def booking_cancel_by_family(
     """The lead visitor cancels any time before the call starts; the allowance comes back."""
     now = now or timezone.now()
     if booking.lead_visitor_id != lead.pk:
-        raise BookingRefused(RuleCode.NOT_CHANGEABLE, "Only the person who booked can cancel.")
+        raise BookingRefused(RuleCode.NOT_CHANGEABLE, _("Only the person who booked can cancel."))
     if booking.starts_at <= now:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "This call has already started, so it cannot be cancelled."
+            RuleCode.NOT_CHANGEABLE, _("This call has already started, so it cannot be cancelled.")
         )
     _cancel(booking, reason=CancelReason.FAMILY, note="", by=lead.user, now=now)
     return booking
@@ -700,7 +733,7 @@ def _cancel(booking: Booking, *, reason: str, note: str, by: User | None, now: d
     )
     if not changed:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "This call has already been cancelled or has taken place."
+            RuleCode.NOT_CHANGEABLE, _("This call has already been cancelled or has taken place.")
         )
     booking.refresh_from_db()
     notifications.queue_booking_email(booking.pk, notifications.CANCELLED)
@@ -818,14 +851,14 @@ def booking_request_accept(
     if not aup_accepted:
         raise BookingRefused(
             RuleCode.AUP_NOT_ACCEPTED,
-            "You need to accept the acceptable use policy before accepting the call.",
+            _("You need to accept the acceptable use policy before accepting the call."),
         )
     changed = Booking.objects.filter(
         pk=booking.pk, status=BookingStatus.REQUESTED, request_expires_at__gt=now
     ).update(status=BookingStatus.CONFIRMED, aup_accepted_at=now)
     if not changed:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "This request has lapsed or has already been answered."
+            RuleCode.NOT_CHANGEABLE, _("This request has lapsed or has already been answered.")
         )
     _add_party(booking, party)
     booking.refresh_from_db()
@@ -846,12 +879,12 @@ def booking_request_decline(
 def _check_request_open(booking: Booking, lead: VisitorProfile, now: datetime) -> None:
     if booking.lead_visitor_id != lead.pk:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "Only the person the call was requested with can answer it."
+            RuleCode.NOT_CHANGEABLE, _("Only the person the call was requested with can answer it.")
         )
     expires = booking.request_expires_at
     if booking.status != BookingStatus.REQUESTED or expires is None or expires <= now:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "This request has lapsed or has already been answered."
+            RuleCode.NOT_CHANGEABLE, _("This request has lapsed or has already been answered.")
         )
 
 
@@ -887,13 +920,13 @@ def booking_cancel_by_staff(
 ) -> Booking:
     now = now or timezone.now()
     if reason not in STAFF_CANCEL_REASONS:
-        raise ValidationError({"reason": "Choose a reason for cancelling."})
+        raise ValidationError({"reason": _("Choose a reason for cancelling.")})
     if reason == CancelReason.OTHER and not note.strip():
-        raise ValidationError({"note": "Say why the call is cancelled."})
+        raise ValidationError({"note": _("Say why the call is cancelled.")})
     if booking.starts_at <= now:
         raise BookingRefused(
             RuleCode.NOT_CHANGEABLE,
-            "This call has already started: end it from the monitoring page instead.",
+            _("This call has already started: end it from the monitoring page instead."),
         )
     _cancel(booking, reason=reason, note=note.strip(), by=_user(actor), now=now)
     audit_record(
@@ -949,14 +982,14 @@ def _booking_move_by_staff(
     booking = Booking.objects.select_related("establishment", "prisoner").get(pk=booking.pk)
     if booking.status not in ACTIVE_STATUSES or booking.starts_at <= now:
         raise BookingRefused(
-            RuleCode.NOT_CHANGEABLE, "Only a call that has not started yet can be moved."
+            RuleCode.NOT_CHANGEABLE, _("Only a call that has not started yet can be moved.")
         )
     establishment = booking.establishment
     day = timezone.localtime(starts_at, establishment.tz).date()
     check_prisoner_available(booking.prisoner, establishment, day)
     slot = check_slot(establishment, starts_at, now=now, enforce_notice=False)
     if slot.starts_at == booking.starts_at:
-        raise BookingRefused(RuleCode.SLOT_NOT_OFFERED, "The call is already at that time.")
+        raise BookingRefused(RuleCode.SLOT_NOT_OFFERED, _("The call is already at that time."))
     old = _move_to(booking, slot, statuses=ACTIVE_STATUSES)
     audit_record(
         actor=actor,

@@ -17,7 +17,9 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from bookings import selectors, services
@@ -47,13 +49,12 @@ def _day_param(request: HttpRequest, establishment: Establishment, name: str) ->
         return today
 
 
-
-
 def _add_errors(form: forms.Form, error: ValidationError) -> None:
     """A service's ValidationError shown by its field (or at the top of the form)."""
     for field, messages_ in error.message_dict.items():
         for message in messages_:
             form.add_error(field if field in form.fields else None, message)
+
 
 @role_required(StaffRole.OFFICER)
 def day(request: HttpRequest, *, establishment: Establishment) -> HttpResponse:
@@ -158,7 +159,7 @@ def cancel(request: HttpRequest, reference: str, *, establishment: Establishment
         except BookingRefused as exc:
             refusal = exc
         else:
-            messages.success(request, "The call is cancelled and the family has been told.")
+            messages.success(request, _("The call is cancelled and the family has been told."))
             return _back_to_day(establishment, booking)
     return render(
         request,
@@ -237,7 +238,8 @@ def blocked_dates(request: HttpRequest, *, establishment: Establishment) -> Http
     form = BlockedDateForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            _, cancelled = services.blocked_date_add(
+            # Not "_": that name is gettext in this module.
+            _blocked, cancelled = services.blocked_date_add(
                 establishment=establishment,
                 day=form.cleaned_data["date"],
                 reason=form.cleaned_data["reason"],
@@ -248,15 +250,20 @@ def blocked_dates(request: HttpRequest, *, establishment: Establishment) -> Http
             _add_errors(form, exc)
         else:
             count = len(cancelled)
-            messages.success(
-                request,
-                f"{form.cleaned_data['date']:%d %B %Y} is blocked. "
-                + (
-                    f"{count} call{'s' if count != 1 else ''} cancelled and the families told."
-                    if count
-                    else "No calls were booked that day."
-                ),
+            blocked_day = _("%(date)s is blocked.") % {
+                "date": date_format(form.cleaned_data["date"], "j F Y")
+            }
+            outcome = (
+                ngettext(
+                    "%(count)s call cancelled and the family told.",
+                    "%(count)s calls cancelled and the families told.",
+                    count,
+                )
+                % {"count": count}
+                if count
+                else _("No calls were booked that day.")
             )
+            messages.success(request, f"{blocked_day} {outcome}")
             return redirect("bookings:staff_blocked_dates", code=establishment.code)
     today = timezone.localtime(timezone.now(), establishment.tz).date()
     upcoming = BlockedDate.objects.filter(establishment=establishment, date__gte=today)
@@ -320,7 +327,7 @@ def request_new(request: HttpRequest, *, establishment: Establishment) -> HttpRe
             prison_number=lookup.cleaned_data["prison_number"], establishment=establishment
         ).first()
         if prisoner is None:
-            lookup.add_error("prison_number", "No prisoner with that number is held here.")
+            lookup.add_error("prison_number", _("No prisoner with that number is held here."))
         else:
             connections = list(
                 Connection.objects.filter(prisoner=prisoner, status=ConnectionStatus.APPROVED)
@@ -352,10 +359,17 @@ def request_new(request: HttpRequest, *, establishment: Establishment) -> HttpRe
         except BookingRefused as exc:
             refusal = exc
         else:
+            hours = establishment.request_response_hours
             messages.success(
                 request,
-                f"Request entered. {connection.visitor.legal_name} has been emailed and has "
-                f"{establishment.request_response_hours} hours to accept.",
+                ngettext(
+                    "Request entered. %(visitor)s has been emailed and has %(hours)s hour "
+                    "to accept.",
+                    "Request entered. %(visitor)s has been emailed and has %(hours)s hours "
+                    "to accept.",
+                    hours,
+                )
+                % {"visitor": connection.visitor.legal_name, "hours": hours},
             )
             return _back_to_day(establishment, booking)
     return render(

@@ -12,6 +12,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import formats, timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
@@ -22,13 +23,14 @@ from bookings.notifications import booking_ics
 from bookings.rules import BookingRefused, RuleCode
 from establishments.models import Establishment, RequestMode
 from identity.models import Connection, VisitorProfile
+from purplevisits.i18n import prefer_welsh_in
 
 
 def _in_zone(moment: datetime | None, local: selectors.LocalTime, fmt: str) -> str:
     """Formatted here: templates would convert an aware datetime back to UK time."""
     if moment is None or local.zone is None:
         return ""
-    return moment.astimezone(local.zone).strftime(fmt)
+    return date_format(moment.astimezone(local.zone), fmt)
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ def _slot_choice(slot: selectors.Slot, local: selectors.LocalTime, reason: str =
         key=key,
         dom_id="slot-" + key.replace(":", "").lower(),
         times=f"{slot.local_start:%H:%M}–{slot.local_end:%H:%M}",
-        family_time=_in_zone(slot.starts_at, local, "%a %H:%M"),
+        family_time=_in_zone(slot.starts_at, local, "D H:i"),
         free=slot.free,
         reason=reason,
     )
@@ -76,6 +78,7 @@ def portal(request: HttpRequest, code: str) -> HttpResponse:
     """An establishment's own booking page: every slot of the booking window, each
     marked bookable or not (and why) for the family's chosen connection."""
     establishment = get_object_or_404(Establishment, code=code)
+    prefer_welsh_in(request, establishment)
     profile = selectors.visitor_profile_for(request.user)
     context: dict[str, object] = {"establishment": establishment, "profile": profile}
     if not establishment.is_live:
@@ -192,8 +195,8 @@ def _own_connection(
     if connection is None:
         raise BookingRefused(
             RuleCode.VISITOR_NOT_APPROVED,
-            "You can only book calls with people you have an approved connection to at "
-            f"{establishment.name}.",
+            _("You can only book calls with people you have an approved connection to at %(name)s.")
+            % {"name": establishment.name},
         )
     return connection
 
@@ -208,11 +211,13 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
     own = selectors.own_connection_at(request.user, code, data.get("connection", ""))
     if own is not None:
         establishment, profile = own.prisoner.establishment, own.visitor
+        prefer_welsh_in(request, establishment)
     else:
         establishment = get_object_or_404(Establishment, code=code)
+        prefer_welsh_in(request, establishment)
         found = selectors.visitor_profile_for(request.user)
         if found is None:
-            messages.error(request, "Set up your account and prove who you are before booking.")
+            messages.error(request, _("Set up your account and prove who you are before booking."))
             return redirect("bookings:my_bookings")
         profile = found
     form = BookingForm(
@@ -231,7 +236,7 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
         starts_at = selectors.parse_slot_key(str(data.get("slot", "")))
         if starts_at is None:
             raise BookingRefused(
-                RuleCode.SLOT_NOT_OFFERED, "Choose one of the times on the booking page."
+                RuleCode.SLOT_NOT_OFFERED, _("Choose one of the times on the booking page.")
             )
         if request.method == "GET":
             services.check_bookable(
@@ -264,7 +269,7 @@ def book(request: HttpRequest, code: str) -> HttpResponse:
     )
     local_start = timezone.localtime(starts_at, establishment.tz) if starts_at else None
     local = selectors.family_time_zone(profile, establishment)
-    family_start = _in_zone(starts_at, local, "%a %d %b %H:%M")
+    family_start = _in_zone(starts_at, local, "D j M H:i")
     chosen_visitors = set(request.POST.getlist("visitors")) if request.method == "POST" else set()
     chosen_dependants = (
         set(request.POST.getlist("dependants")) if request.method == "POST" else set()
@@ -332,10 +337,10 @@ def my_bookings(request: HttpRequest) -> HttpResponse:
 def _visible_booking(request: HttpRequest, reference: str) -> tuple[Booking, VisitorProfile]:
     profile = selectors.visitor_profile_for(request.user)
     if profile is None:
-        raise Http404("No such booking.")
+        raise Http404(_("No such booking."))
     booking = selectors.bookings_for_visitor(profile).filter(reference=reference).first()
     if booking is None:
-        raise Http404("No such booking.")
+        raise Http404(_("No such booking."))
     return booking, profile
 
 
@@ -352,7 +357,7 @@ def detail(request: HttpRequest, reference: str) -> HttpResponse:
             "booking": booking,
             "local_start": timezone.localtime(booking.starts_at, tz),
             "local_end": timezone.localtime(booking.ends_at, tz),
-            "family_start": _in_zone(booking.starts_at, local, "%a %d %b %H:%M"),
+            "family_start": _in_zone(booking.starts_at, local, "D j M H:i"),
             "local": local,
             "is_lead": booking.lead_visitor_id == profile.pk,
             "can_cancel": booking.status in ACTIVE_STATUSES
@@ -397,8 +402,10 @@ def cancel(request: HttpRequest, reference: str) -> HttpResponse:
         else:
             messages.success(
                 request,
-                "Your call is cancelled. It does not count towards the monthly allowance, "
-                "so you can book another.",
+                _(
+                    "Your call is cancelled. It does not count towards the monthly allowance, "
+                    "so you can book another."
+                ),
             )
             return redirect("bookings:my_bookings")
     return render(
@@ -469,7 +476,7 @@ def move(request: HttpRequest, reference: str) -> HttpResponse:
             "slot_key": selectors.slot_key(starts_at) if starts_at else "",
             "old_start": timezone.localtime(booking.starts_at, tz),
             "new_start": timezone.localtime(starts_at, tz) if starts_at else None,
-            "family_start": _in_zone(starts_at, local, "%a %d %b %H:%M"),
+            "family_start": _in_zone(starts_at, local, "D j M H:i"),
             "local": local,
             "portal_url": portal_url,
         },
@@ -497,7 +504,7 @@ def respond(request: HttpRequest, reference: str) -> HttpResponse:
             if request.POST.get("answer") == "decline":
                 services.booking_request_decline(booking=booking, lead=profile)
                 messages.success(
-                    request, "You declined the call. The person in prison will be told."
+                    request, _("You declined the call. The person in prison will be told.")
                 )
                 return redirect("bookings:my_bookings")
             if form.is_valid():

@@ -18,8 +18,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 
 from calls import selectors, services
 from calls.labels import alert_label
@@ -27,6 +28,7 @@ from calls.models import CallRole, CallStatus, PauseReason
 from calls.relay.registry import RelayUnavailable, relay_channel_for_call, relay_is_live
 from calls.relay.server import ensure_in_process_relay
 from calls.sdp import SdpError, check_offer
+from purplevisits.i18n import language_from_scope
 from purplevisits.realtime import call_group
 from purplevisits.socket_json import Refusal, socket_message
 from purplevisits.socket_sessions import SessionRulesMixin
@@ -67,10 +69,14 @@ def _authorise(call_id: str, user: Any) -> tuple[str, dict[str, Any]]:
     """(role, state) for a user joining now, or CallRefused with the close code."""
     call = selectors.call_with_booking(call_id)
     if call is None:
-        raise services.CallRefused("NO_SUCH_CALL", "There is no such call.", CLOSE_NOT_FOUND)
+        raise services.CallRefused(
+            "NO_SUCH_CALL", gettext("There is no such call."), CLOSE_NOT_FOUND
+        )
     role = selectors.call_role_for_user(call, user)
     if role is None:
-        raise services.CallRefused("NOT_PARTICIPANT", "This is not your call.", CLOSE_FORBIDDEN)
+        raise services.CallRefused(
+            "NOT_PARTICIPANT", gettext("This is not your call."), CLOSE_FORBIDDEN
+        )
     if call.status == CallStatus.ENDED:
         raise services.CallRefused("CALL_ENDED", call.end_reason or "completed", CLOSE_ENDED)
     try:
@@ -125,6 +131,11 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     role: str = ""
     call_id: str = ""
     connection_id: int | None = None
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Messages to people (errors, refusals) in the page's language.
+        with translation.override(language_from_scope(self.scope)):
+            await super().dispatch(message)
 
     async def connect(self) -> None:
         # Accept first so that refusals carry the contract's close codes (a refused
@@ -199,10 +210,12 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
         if not self._take_token():
             self.strikes += 1
             if self.strikes >= RATE_STRIKES:
-                await self._error("rate_limited", "Too many messages: the connection is closed.")
+                await self._error(
+                    "rate_limited", gettext("Too many messages: the connection is closed.")
+                )
                 await self._close(CLOSE_FLOOD)
             else:
-                await self._error("rate_limited", "Too many messages: slow down.")
+                await self._error("rate_limited", gettext("Too many messages: slow down."))
             return
         # Size and depth bounded before parsing (purplevisits/socket_json.py).
         message = socket_message(text_data, max_bytes=MAX_MESSAGE_BYTES)
@@ -273,13 +286,13 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     async def _on_control(self, message: dict[str, Any]) -> None:
         if self.role != CallRole.MONITOR:
             await self._log_control_refusal(message, "forbidden", "Not a staff monitor.")
-            await self._error("forbidden", "Only staff monitors can control a call.")
+            await self._error("forbidden", gettext("Only staff monitors can control a call."))
             return
         action = message.get("action")
         reason = message.get("reason") or ""
         text = message.get("text") or ""
         if not isinstance(reason, str) or not isinstance(text, str):
-            await self._error("bad_control", "'reason' and 'text' must be text.")
+            await self._error("bad_control", gettext("'reason' and 'text' must be text."))
             return
         try:
             if action == "pause":
@@ -299,7 +312,7 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
                     call_id=self.call_id, actor=self.user, text=text
                 )
             else:
-                await self._error("bad_control", "Unknown control action.")
+                await self._error("bad_control", gettext("Unknown control action."))
                 return
         except services.CallActionRefused as refusal:
             await self._log_control_refusal(message, refusal.code.lower(), refusal.message)
@@ -317,10 +330,10 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     async def _on_mute(self, message: dict[str, Any]) -> None:
         muted = message.get("muted")
         if self.role == CallRole.MONITOR:
-            await self._error("forbidden", "Staff monitors send no sound to mute.")
+            await self._error("forbidden", gettext("Staff monitors send no sound to mute."))
             return
         if not isinstance(muted, bool):
-            await self._error("bad_mute", "'muted' must be true or false.")
+            await self._error("bad_mute", gettext("'muted' must be true or false."))
             return
         if self.connection_id is not None:
             await database_sync_to_async(services.call_connection_mute)(
@@ -355,7 +368,7 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
         self.connection_id = None
         await self._tell_relay({"type": "relay.leave"})
         await self._error(
-            "replaced", "The call was opened in another window or on another device."
+            "replaced", gettext("The call was opened in another window or on another device.")
         )
         await self._close(CLOSE_REPLACED)
 
@@ -408,7 +421,9 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
                     await self._check_relay()
                 if self.offer_sent_at and now_mono - self.offer_sent_at > OFFER_TIMEOUT:
                     self.offer_sent_at = None
-                    await self._error("relay_unavailable", "The media relay did not answer.")
+                    await self._error(
+                        "relay_unavailable", gettext("The media relay did not answer.")
+                    )
                 await self._check_time()
         except asyncio.CancelledError:
             pass
@@ -455,7 +470,7 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
         self.relay_channel = None
         self.offer_sent_at = None
         logger.warning("relay %s of call %s is gone: asking for a new offer", channel, self.call_id)
-        await self._error("relay_unavailable", "The media relay stopped. Reconnecting…")
+        await self._error("relay_unavailable", gettext("The media relay stopped. Reconnecting…"))
 
     async def _tell_relay(self, message: dict[str, Any]) -> None:
         if not self.offered:

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 
 class TerminalAccountMiddleware:
@@ -22,12 +23,14 @@ class TerminalAccountMiddleware:
             allowed = (
                 path.startswith(reverse("calls:terminal"))
                 or path == reverse("account_logout")
+                # The call page's JavaScript messages, and the language switch.
+                or path in (reverse("javascript-catalog"), reverse("set_language"))
                 or path.startswith("/" + settings.STATIC_URL.lstrip("/"))
             )
             if not allowed:
                 if request.method in ("GET", "HEAD"):
                     return redirect("calls:terminal")
-                raise PermissionDenied("This laptop can only be used for its calls.")
+                raise PermissionDenied(_("This laptop can only be used for its calls."))
         return self.get_response(request)
 
     @staticmethod

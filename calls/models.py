@@ -6,29 +6,30 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from bookings.models import Booking
 
 
 class CallStatus(models.TextChoices):
-    WAITING = "waiting", "Waiting for participants"
-    LIVE = "live", "Live"
-    PAUSED = "paused", "Paused"
-    ENDED = "ended", "Ended"
+    WAITING = "waiting", _("Waiting for participants")
+    LIVE = "live", _("Live")
+    PAUSED = "paused", _("Paused")
+    ENDED = "ended", _("Ended")
 
 
 class EndReason(models.TextChoices):
-    COMPLETED = "completed", "Completed"
-    TERMINATED = "terminated", "Terminated by staff"
-    TIME_UP = "time_up", "Time up"
-    REVOKED = "revoked", "Visitor approval revoked"
-    FAILED = "failed", "Failed"
-    NO_SHOW = "no_show", "No show"
+    COMPLETED = "completed", _("Completed")
+    TERMINATED = "terminated", _("Terminated by staff")
+    TIME_UP = "time_up", _("Time up")
+    REVOKED = "revoked", _("Visitor approval revoked")
+    FAILED = "failed", _("Failed")
+    NO_SHOW = "no_show", _("No show")
 
 
 class PauseReason(models.TextChoices):
-    UNAPPROVED_FACE = "unapproved_face", "Unapproved face"
-    STAFF = "staff", "Paused by staff"
+    UNAPPROVED_FACE = "unapproved_face", _("Unapproved face")
+    STAFF = "staff", _("Paused by staff")
 
 
 class Call(models.Model):
@@ -63,15 +64,15 @@ class Call(models.Model):
 
 
 class CallEventKind(models.TextChoices):
-    JOINED = "joined", "Joined"
-    LEFT = "left", "Left"
-    DROPPED = "dropped", "Connection lost"
-    STARTED = "started", "Started"
-    PAUSED = "paused", "Paused"
-    RESUMED = "resumed", "Resumed"
-    MESSAGE = "message", "Staff message"
-    WARNING = "warning", "Time warning"
-    ENDED = "ended", "Ended"
+    JOINED = "joined", _("Joined")
+    LEFT = "left", _("Left")
+    DROPPED = "dropped", _("Connection lost")
+    STARTED = "started", _("Started")
+    PAUSED = "paused", _("Paused")
+    RESUMED = "resumed", _("Resumed")
+    MESSAGE = "message", _("Staff message")
+    WARNING = "warning", _("Time warning")
+    ENDED = "ended", _("Ended")
 
 
 class CallEvent(models.Model):
@@ -126,9 +127,9 @@ class CallEvent(models.Model):
 
 
 class CallRole(models.TextChoices):
-    FAMILY = "family", "Family"
-    PRISONER = "prisoner", "Prisoner"
-    MONITOR = "monitor", "Staff monitor"
+    FAMILY = "family", _("Family")
+    PRISONER = "prisoner", _("Prisoner")
+    MONITOR = "monitor", _("Staff monitor")
 
 
 class CallConnection(models.Model):

@@ -18,6 +18,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -129,14 +130,16 @@ def call_check_joinable(*, booking: Booking, now: datetime | None = None) -> Non
     """Raise CallRefused unless the booking's call can be joined now."""
     now = now or timezone.now()
     if booking.status != BookingStatus.CONFIRMED:
-        raise CallRefused("CALL_ENDED", "This call is no longer booked.", 4410)
+        raise CallRefused("CALL_ENDED", gettext("This call is no longer booked."), 4410)
     opens, closes = selectors.join_window(booking)
     if now >= closes:
-        raise CallRefused("CALL_ENDED", "The time for this call has passed.", 4410)
+        raise CallRefused("CALL_ENDED", gettext("The time for this call has passed."), 4410)
     if now < opens:
         opens_local = timezone.localtime(opens, booking.establishment.tz)
         raise CallRefused(
-            "OUTSIDE_WINDOW", f"You can join this call from {opens_local:%H:%M}.", 4409
+            "OUTSIDE_WINDOW",
+            gettext("You can join this call from %(time)s.") % {"time": f"{opens_local:%H:%M}"},
+            4409,
         )
 
 
@@ -146,14 +149,14 @@ def call_open(*, booking: Booking, now: datetime | None = None) -> Call:
     call_check_joinable(booking=booking, now=now)
     call, _created = Call.objects.get_or_create(booking=booking)
     if call.status == CallStatus.ENDED:
-        raise CallRefused("CALL_ENDED", "This call has ended.", 4410)
+        raise CallRefused("CALL_ENDED", gettext("This call has ended."), 4410)
     return call
 
 
 def call_accept_aup(*, booking: Booking, user: User) -> None:
     """Record that the lead visitor accepted the acceptable use policy for this call."""
     if booking.lead_visitor.user_id != user.pk:
-        raise CallActionRefused("NOT_LEAD_VISITOR", "Only the lead visitor can accept.")
+        raise CallActionRefused("NOT_LEAD_VISITOR", gettext("Only the lead visitor can accept."))
     with transaction.atomic():
         Booking.objects.filter(pk=booking.pk).update(aup_accepted_at=timezone.now())
 
@@ -429,9 +432,9 @@ def call_terminate(*, call_id: uuid.UUID | str, actor: Actor = None, reason: str
     """Staff end a call at once. A reason is required (it goes in the audit log)."""
     reason = (reason or "").strip()
     if not reason:
-        raise CallActionRefused("REASON_REQUIRED", "Give a reason for ending the call.")
+        raise CallActionRefused("REASON_REQUIRED", gettext("Give a reason for ending the call."))
     if len(reason) > REASON_MAX_CHARS:
-        raise CallActionRefused("REASON_TOO_LONG", "The reason is too long.")
+        raise CallActionRefused("REASON_TOO_LONG", gettext("The reason is too long."))
     ended = call_end(call_id=call_id, reason=EndReason.TERMINATED, actor=actor, note=reason)
     if ended:
         _audit(actor, AuditAction.CALL_TERMINATE, call_id, reason=reason)
@@ -443,10 +446,12 @@ def call_message(*, call_id: uuid.UUID | str, actor: Actor, text: str) -> bool:
     """A short staff message shown to both sides."""
     text = (text or "").strip()
     if not text:
-        raise CallActionRefused("TEXT_REQUIRED", "Write a message to send.")
+        raise CallActionRefused("TEXT_REQUIRED", gettext("Write a message to send."))
     if len(text) > MESSAGE_MAX_CHARS:
         raise CallActionRefused(
-            "TEXT_TOO_LONG", f"A message can be at most {MESSAGE_MAX_CHARS} characters."
+            "TEXT_TOO_LONG",
+            gettext("A message can be at most %(MESSAGE_MAX_CHARS)s characters.")
+            % {"MESSAGE_MAX_CHARS": MESSAGE_MAX_CHARS},
         )
     if not Call.objects.filter(pk=call_id, status__in=OPEN_STATUSES).exists():
         return False

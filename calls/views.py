@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bookings.models import Booking
@@ -80,7 +81,7 @@ def room(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     """The family's call page."""
     call = selectors.call_with_booking(call_id)
     if call is None or selectors.call_role_for_user(call, request.user) != CallRole.FAMILY:
-        raise Http404("No such call.")
+        raise Http404(_("No such call."))
     if call.booking.aup_accepted_at is None:
         return redirect("calls:join", reference=call.booking.reference)
     if call.status == "ended":
@@ -93,13 +94,13 @@ def room(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
         services.call_check_joinable(booking=call.booking)
     except services.CallRefused as refusal:
         return _not_open(request, call.booking, refusal)
-    return _call_page(request, call, CallRole.FAMILY, other_label="the prison")
+    return _call_page(request, call, CallRole.FAMILY, other_label=_("the prison"))
 
 
 def _terminal(request: HttpRequest) -> Terminal:
     terminal = selectors.terminal_for_user(request.user)
     if terminal is None:
-        raise PermissionDenied("This page is for the prison's call laptops.")
+        raise PermissionDenied(_("This page is for the prison's call laptops."))
     return terminal
 
 
@@ -134,11 +135,11 @@ def terminal_room(request: HttpRequest, call_id: uuid.UUID) -> HttpResponse:
     terminal = _terminal(request)
     call = selectors.call_with_booking(call_id)
     if call is None or call.booking.terminal_id != terminal.pk:
-        raise Http404("No such call.")
+        raise Http404(_("No such call."))
     if call.status == "ended":
         return render(
             request,
             "calls/ended.html",
             {"call": call, "kiosk": True, "end_note": selectors.staff_end_note(call)},
         )
-    return _call_page(request, call, CallRole.PRISONER, other_label="the family", kiosk=True)
+    return _call_page(request, call, CallRole.PRISONER, other_label=_("the family"), kiosk=True)

@@ -96,6 +96,7 @@ class EstablishmentAdmin(admin.ModelAdmin):
                     "face_checks_per_second",
                     "face_auto_resume_seconds",
                     "face_resume_staff_only",
+                    "face_check_children_under",
                 ]
             },
         ),

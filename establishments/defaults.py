@@ -18,4 +18,7 @@ FACE_MATCH_TOLERANCE = 0.6
 FACE_CHECKS_TO_CONFIRM = 2
 FACE_AUTO_RESUME_SECONDS = 10
 FACE_CHECKS_PER_SECOND = 2.0
+# Children younger than this are not face-checked on calls (their lead visitor must
+# stay in view); 0 checks every child. Issue 16.
+FACE_CHECK_CHILDREN_UNDER = 12
 TIME_ZONE = "Europe/London"

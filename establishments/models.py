@@ -9,34 +9,35 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from establishments import defaults
 
 
 class EstablishmentKind(models.TextChoices):
-    MALE = "male", "Male adult"
-    FEMALE = "female", "Female"
-    YOI = "yoi", "Young offender institution"
-    STC = "stc", "Secure training centre"
-    OPEN = "open", "Open"
+    MALE = "male", _("Male adult")
+    FEMALE = "female", _("Female")
+    YOI = "yoi", _("Young offender institution")
+    STC = "stc", _("Secure training centre")
+    OPEN = "open", _("Open")
 
 
 class Operator(models.TextChoices):
-    PUBLIC = "public", "Public"
-    CONTRACTED = "contracted", "Contracted (privately managed)"
+    PUBLIC = "public", _("Public")
+    CONTRACTED = "contracted", _("Contracted (privately managed)")
 
 
 class Country(models.TextChoices):
-    ENGLAND = "england", "England"
-    WALES = "wales", "Wales"
+    ENGLAND = "england", _("England")
+    WALES = "wales", _("Wales")
 
 
 class RolloutStage(models.TextChoices):
-    EQUIPMENT_DELIVERED = "equipment_delivered", "Equipment delivered"
-    STAFF_TRAINING = "staff_training", "Staff training"
-    TEST_CALLS = "test_calls", "Test calls"
-    LIVE = "live", "Live"
-    SUSPENDED = "suspended", "Suspended"
+    EQUIPMENT_DELIVERED = "equipment_delivered", _("Equipment delivered")
+    STAFF_TRAINING = "staff_training", _("Staff training")
+    TEST_CALLS = "test_calls", _("Test calls")
+    LIVE = "live", _("Live")
+    SUSPENDED = "suspended", _("Suspended")
 
     @classmethod
     def next_after(cls, stage: str) -> str | None:
@@ -49,8 +50,8 @@ class RolloutStage(models.TextChoices):
 
 
 class RequestMode(models.TextChoices):
-    FAMILY = "family", "Family requests (booked in the portal)"
-    PRISONER = "prisoner", "Prisoner requests (entered by staff, accepted by the family)"
+    FAMILY = "family", _("Family requests (booked in the portal)")
+    PRISONER = "prisoner", _("Prisoner requests (entered by staff, accepted by the family)")
 
 
 def _validate_time_zone(value: str) -> None:
@@ -144,6 +145,14 @@ class Establishment(models.Model):
     )
     face_resume_staff_only = models.BooleanField(
         default=False, help_text="Only staff may resume a call paused by a face check."
+    )
+    face_check_children_under = models.PositiveSmallIntegerField(
+        default=defaults.FACE_CHECK_CHILDREN_UNDER,
+        validators=[MaxValueValidator(18)],
+        help_text=(
+            "Children younger than this are not face-checked on calls; the lead visitor "
+            "must stay in view. 0: every child is checked."
+        ),
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -239,13 +248,13 @@ class Terminal(models.Model):
 
 
 class Weekday(models.IntegerChoices):
-    MONDAY = 0, "Monday"
-    TUESDAY = 1, "Tuesday"
-    WEDNESDAY = 2, "Wednesday"
-    THURSDAY = 3, "Thursday"
-    FRIDAY = 4, "Friday"
-    SATURDAY = 5, "Saturday"
-    SUNDAY = 6, "Sunday"
+    MONDAY = 0, _("Monday")
+    TUESDAY = 1, _("Tuesday")
+    WEDNESDAY = 2, _("Wednesday")
+    THURSDAY = 3, _("Thursday")
+    FRIDAY = 4, _("Friday")
+    SATURDAY = 5, _("Saturday")
+    SUNDAY = 6, _("Sunday")
 
 
 class VisitSession(models.Model):
@@ -296,10 +305,10 @@ class VisitSession(models.Model):
 
 
 class BlockedDateReason(models.TextChoices):
-    LOCKDOWN = "lockdown", "Lockdown"
-    STAFF_SHORTAGE = "staff_shortage", "Staff shortage"
-    NETWORK_WORK = "network_work", "Network work"
-    OTHER = "other", "Other"
+    LOCKDOWN = "lockdown", _("Lockdown")
+    STAFF_SHORTAGE = "staff_shortage", _("Staff shortage")
+    NETWORK_WORK = "network_work", _("Network work")
+    OTHER = "other", _("Other")
 
 
 class BlockedDate(models.Model):
@@ -327,14 +336,14 @@ class BlockedDate(models.Model):
 
 prison_number_validator = RegexValidator(
     r"^[A-Z][0-9]{4}[A-Z]{2}\Z",
-    "A prison number is a letter, four digits and two letters, e.g. A1234BC.",
+    _("A prison number is a letter, four digits and two letters, e.g. A1234BC."),
 )
 
 
 class PrisonerStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    RELEASED = "released", "Released"
-    TRANSFERRED = "transferred", "Transferred"
+    ACTIVE = "active", _("Active")
+    RELEASED = "released", _("Released")
+    TRANSFERRED = "transferred", _("Transferred")
 
 
 class Prisoner(models.Model):
@@ -378,9 +387,9 @@ class Prisoner(models.Model):
 
 
 class StaffRole(models.TextChoices):
-    OFFICER = "officer", "Officer"
-    VISITS_ADMIN = "visits_admin", "Visits admin"
-    HQ = "hq", "Headquarters (read-only, national)"
+    OFFICER = "officer", _("Officer")
+    VISITS_ADMIN = "visits_admin", _("Visits admin")
+    HQ = "hq", _("Headquarters (read-only, national)")
 
 
 class StaffMembership(models.Model):

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import translation
 
 from establishments.selectors import is_staff_member
 from identity import login_throttle
@@ -26,6 +27,19 @@ class AccountAdapter(DefaultAccountAdapter):
         if user.is_superuser:
             return reverse("admin:index")
         return reverse("me")
+
+    def send_mail(self, template_prefix: str, email: str, context: dict[str, Any]) -> None:
+        """allauth's emails (confirm address, reset password…) in the reader's language:
+        the one on their visitor profile, else the one the request is answered in."""
+        from identity.models import VisitorProfile
+
+        language = (
+            VisitorProfile.objects.filter(user__email__iexact=email)
+            .values_list("language", flat=True)
+            .first()
+        ) or translation.get_language()
+        with translation.override(language):
+            super().send_mail(template_prefix, email, context)
 
     # --- password attempts (identity/login_throttle.py) ---------------------------------
     # allauth's pre_authenticate applies ACCOUNT_RATE_LIMITS["login_failed"] keyed on the

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from identity.models import Connection, Dependant, IdentityCheck
 from purplevisits.text import one_line
@@ -20,6 +22,7 @@ def _site_url(path: str) -> str:
 
 
 def _send(*, to: str, subject: str, template: str, context: dict[str, object]) -> None:
+    """Render and send one email (call inside translation.override of its reader)."""
     if not to:
         return
     context = {"service_name": settings.SERVICE_NAME, "me_url": _site_url(reverse("me")), **context}
@@ -41,12 +44,15 @@ def send_identity_decision(*, check_id: int, approved: bool, reason: str) -> Non
     check = IdentityCheck.objects.select_related("profile__user").filter(pk=check_id).first()
     if check is None:
         return
-    _send(
-        to=check.profile.user.email,
-        subject="your identity is approved" if approved else "we could not approve your identity",
-        template="identity_decision",
-        context={"profile": check.profile, "approved": approved, "reason": reason},
-    )
+    with translation.override(check.profile.language):
+        _send(
+            to=check.profile.user.email,
+            subject=_("your identity is approved")
+            if approved
+            else _("we could not approve your identity"),
+            template="identity_decision",
+            context={"profile": check.profile, "approved": approved, "reason": reason},
+        )
 
 
 def send_dependant_decision(*, dependant_id: int, approved: bool, reason: str) -> None:
@@ -55,14 +61,16 @@ def send_dependant_decision(*, dependant_id: int, approved: bool, reason: str) -
     )
     if dependant is None:
         return
-    _send(
-        to=dependant.lead_visitor.user.email,
-        subject=f"{dependant.first_name} is approved"
-        if approved
-        else f"we could not approve {dependant.first_name}",
-        template="dependant_decision",
-        context={"dependant": dependant, "approved": approved, "reason": reason},
-    )
+    names = {"name": dependant.first_name}
+    with translation.override(dependant.lead_visitor.language):
+        _send(
+            to=dependant.lead_visitor.user.email,
+            subject=_("%(name)s is approved") % names
+            if approved
+            else _("we could not approve %(name)s") % names,
+            template="dependant_decision",
+            context={"dependant": dependant, "approved": approved, "reason": reason},
+        )
 
 
 def send_connection_decision(*, connection_id: int, status: str) -> None:
@@ -73,14 +81,15 @@ def send_connection_decision(*, connection_id: int, status: str) -> None:
     )
     if connection is None:
         return
-    subjects = {
-        "approved": "you can now book calls",
-        "rejected": "your request to be connected was not approved",
-        "revoked": "your approval to call has been withdrawn",
-    }
-    _send(
-        to=connection.visitor.user.email,
-        subject=subjects.get(status, "your connection has changed"),
-        template="connection_decision",
-        context={"connection": connection, "status": status},
-    )
+    with translation.override(connection.visitor.language):
+        subjects = {
+            "approved": _("you can now book calls"),
+            "rejected": _("your request to be connected was not approved"),
+            "revoked": _("your approval to call has been withdrawn"),
+        }
+        _send(
+            to=connection.visitor.user.email,
+            subject=subjects.get(status) or _("your connection has changed"),
+            template="connection_decision",
+            context={"connection": connection, "status": status},
+        )

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from identity.models import (
     ConnectionStatus,
@@ -82,7 +83,7 @@ def group_companions(lead_id: int, prisoner_id: int) -> QuerySet[VisitorProfile]
 
 # --- Writes --------------------------------------------------------------------------
 
-INVITED_MESSAGE = (
+INVITED_MESSAGE = gettext_noop(
     "If {email} has an account, they will see your invitation on their group page. "
     "They join your group when they agree."
 )

@@ -15,6 +15,7 @@ from typing import IO
 
 from django.conf import settings
 from django.core.files.base import ContentFile
+from django.utils.translation import gettext as _
 from PIL import Image, ImageFile, ImageOps
 
 JPEG_MAGIC = b"\xff\xd8\xff"
@@ -83,10 +84,12 @@ def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
         size = upload.tell()
     upload.seek(0)
     if size == 0:
-        raise ImageRejected("empty", "The file is empty. Choose a photo.")
+        raise ImageRejected("empty", _("The file is empty. Choose a photo."))
     if size > max_bytes:
         raise ImageRejected(
-            "too_large", f"The file is larger than {_megabytes(max_bytes)}. Choose a smaller photo."
+            "too_large",
+            _("The file is larger than %(megabytes)s. Choose a smaller photo.")
+            % {"megabytes": _megabytes(max_bytes)},
         )
     data = upload.read(max_bytes + 1)
     if data.startswith(JPEG_MAGIC):
@@ -95,12 +98,12 @@ def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
         expected = "PNG"
     else:
         raise ImageRejected(
-            "not_an_image", "The file is not a photo. Upload a JPEG or PNG picture."
+            "not_an_image", _("The file is not a photo. Upload a JPEG or PNG picture.")
         )
     if _ACTIVE_CONTENT.search(data):
         raise ImageRejected(
             "active_content",
-            "The file contains something other than a picture. Take a new photo and upload it.",
+            _("The file contains something other than a picture. Take a new photo and upload it."),
         )
     try:
         with warnings.catch_warnings():
@@ -110,14 +113,20 @@ def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
             if width * height > max_pixels:
                 raise ImageRejected(
                     "too_many_pixels",
-                    f"The picture is too big ({width}×{height} pixels). "
-                    f"Use a photo of at most {max_pixels // 1_000_000} megapixels.",
+                    _(
+                        "The picture is too big (%(width)s×%(height)s pixels). Use a photo of at "
+                        "most %(value)s megapixels."
+                    )
+                    % {"width": width, "height": height, "value": max_pixels // 1_000_000},
                 )
             if min(width, height) < min_side:
                 raise ImageRejected(
                     "too_small",
-                    f"The picture is too small ({width}×{height} pixels). "
-                    f"Use a photo at least {min_side} pixels wide and high.",
+                    _(
+                        "The picture is too small (%(width)s×%(height)s pixels). Use a photo at "
+                        "least %(min_side)s pixels wide and high."
+                    )
+                    % {"width": width, "height": height, "min_side": min_side},
                 )
             # face_recognition sets this to True when imported; an incomplete upload
             # must fail here instead of being padded with grey.
@@ -128,11 +137,12 @@ def clean_photo(upload: IO[bytes], *, size: int | None = None) -> ContentFile:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected(
             "too_many_pixels",
-            f"The picture is too big. Use a photo of at most {max_pixels // 1_000_000} megapixels.",
+            _("The picture is too big. Use a photo of at most %(value)s megapixels.")
+            % {"value": max_pixels // 1_000_000},
         ) from None
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError):
         raise ImageRejected(
-            "damaged", "The photo could not be read: it may be damaged or incomplete. Try again."
+            "damaged", _("The photo could not be read: it may be damaged or incomplete. Try again.")
         ) from None
 
     if image.mode in ("RGBA", "LA", "P", "PA"):

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from establishments.models import Prisoner
 
@@ -29,10 +30,10 @@ def age_on(born: date, day: date) -> int:
 
 
 class VerificationStatus(models.TextChoices):
-    NOT_STARTED = "not_started", "Not started"
-    SUBMITTED = "submitted", "Waiting for a check by prison staff"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Not approved"
+    NOT_STARTED = "not_started", _("Not started")
+    SUBMITTED = "submitted", _("Waiting for a check by prison staff")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Not approved")
 
 
 class VisitorProfile(models.Model):
@@ -45,6 +46,9 @@ class VisitorProfile(models.Model):
     date_of_birth = models.DateField()
     phone = models.CharField(max_length=32)
     country_of_residence = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2 code.")
+    # The language of their emails and reminders (settings.LANGUAGES): the one they
+    # chose with the switch, or the one they used when they created their profile.
+    language = models.CharField(max_length=8, choices=settings.LANGUAGES, default="en-gb")
     # None: not chosen yet; True: face checks allowed; False: manual verification only.
     biometric_consent = models.BooleanField(null=True, blank=True)
     consent_changed_at = models.DateTimeField(null=True, blank=True)
@@ -65,26 +69,33 @@ class VisitorProfile(models.Model):
     def is_approved(self) -> bool:
         return self.verification_status == VerificationStatus.APPROVED
 
+    @property
+    def country_name(self) -> str:
+        """Where they live, by name in the active language ("United Kingdom")."""
+        from purplevisits.countries import country_name
+
+        return country_name(self.country_of_residence)
+
     def age_on(self, day: date) -> int:
         return age_on(self.date_of_birth, day)
 
 
 class FaceResult(models.TextChoices):
-    PENDING = "pending", "Being checked"
-    MATCH = "match", "Faces match"
-    NO_MATCH = "no_match", "Faces do not match"
-    NO_FACE = "no_face", "No face found"
-    SEVERAL_FACES = "several_faces", "More than one face"
-    MANUAL = "manual", "Manual check (no consent to face matching)"
-    FAILED = "failed", "Check failed"
+    PENDING = "pending", _("Being checked")
+    MATCH = "match", _("Faces match")
+    NO_MATCH = "no_match", _("Faces do not match")
+    NO_FACE = "no_face", _("No face found")
+    SEVERAL_FACES = "several_faces", _("More than one face")
+    MANUAL = "manual", _("Manual check (no consent to face matching)")
+    FAILED = "failed", _("Check failed")
     # A dependant's photo has nothing to be compared with: one clear face is the result.
-    ONE_FACE = "one_face", "One face found"
+    ONE_FACE = "one_face", _("One face found")
 
 
 class ReviewStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for review"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
+    PENDING = "pending", _("Waiting for review")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Rejected")
 
 
 class IdentityCheck(models.Model):
@@ -189,20 +200,20 @@ class FaceEnrolment(models.Model):
 
 
 class Relationship(models.TextChoices):
-    PARTNER = "partner", "Partner or spouse"
-    PARENT = "parent", "Parent or carer"
-    CHILD = "child", "Son or daughter"
-    SIBLING = "sibling", "Brother or sister"
-    GRANDPARENT = "grandparent", "Grandparent"
-    OTHER_FAMILY = "other_family", "Other family"
-    FRIEND = "friend", "Friend"
+    PARTNER = "partner", _("Partner or spouse")
+    PARENT = "parent", _("Parent or carer")
+    CHILD = "child", _("Son or daughter")
+    SIBLING = "sibling", _("Brother or sister")
+    GRANDPARENT = "grandparent", _("Grandparent")
+    OTHER_FAMILY = "other_family", _("Other family")
+    FRIEND = "friend", _("Friend")
 
 
 class ConnectionStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for the prison to approve"
-    APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Not approved"
-    REVOKED = "revoked", "Revoked"
+    PENDING = "pending", _("Waiting for the prison to approve")
+    APPROVED = "approved", _("Approved")
+    REJECTED = "rejected", _("Not approved")
+    REVOKED = "revoked", _("Revoked")
 
 
 class Connection(models.Model):
@@ -242,8 +253,8 @@ class Connection(models.Model):
 
 
 class GroupMemberStatus(models.TextChoices):
-    INVITED = "invited", "Invited (waiting for them to agree)"
-    ACCEPTED = "accepted", "In the group"
+    INVITED = "invited", _("Invited (waiting for them to agree)")
+    ACCEPTED = "accepted", _("In the group")
 
 
 class GroupMember(models.Model):

@@ -22,7 +22,8 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.http import HttpRequest
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from audit.models import AuditAction
@@ -61,7 +62,7 @@ class IdentityError(Exception):
 
 # One message for every way a connection request can fail to match a prisoner, so that
 # the form cannot be used to find out who is in which prison or their date of birth.
-CONNECTION_MISMATCH_MESSAGE = (
+CONNECTION_MISMATCH_MESSAGE = _(
     "We could not find a person in prison with those details. Check the prison number, "
     "last name, date of birth and prison, and try again."
 )
@@ -102,15 +103,18 @@ def profile_save(
     profile = VisitorProfile.objects.select_for_update().filter(user=user).first()
     today = timezone.localdate()
     if profile is None:
-        profile = VisitorProfile(user=user)
+        # Their emails are in the language they are using now, until they switch.
+        profile = VisitorProfile(user=user, language=_current_language())
     elif profile.verification_status in (
         VerificationStatus.SUBMITTED,
         VerificationStatus.APPROVED,
     ) and (legal_name.strip() != profile.legal_name or date_of_birth != profile.date_of_birth):
         raise IdentityError(
             "PROFILE_LOCKED",
-            "Your name and date of birth have been checked already and cannot be changed "
-            "here. Contact the prison's visits team if they are wrong.",
+            gettext(
+                "Your name and date of birth have been checked already and cannot be changed "
+                "here. Contact the prison's visits team if they are wrong."
+            ),
         )
     profile.legal_name = legal_name.strip()
     profile.date_of_birth = date_of_birth
@@ -118,18 +122,42 @@ def profile_save(
     profile.country_of_residence = country_of_residence.strip().upper()
     if date_of_birth >= today:
         raise IdentityError(
-            "BAD_DATE_OF_BIRTH", "Your date of birth must be in the past.", field="date_of_birth"
+            "BAD_DATE_OF_BIRTH",
+            gettext("Your date of birth must be in the past."),
+            field="date_of_birth",
         )
     if profile.age_on(today) < _adult_age():
         raise IdentityError(
             "UNDER_18",
-            f"You must be {_adult_age()} or over to have an account. A parent or carer can add "
-            "you to their account as a dependant.",
+            gettext(
+                "You must be %(adult_age)s or over to have an account. A parent or carer can add "
+                "you to their account as a dependant."
+            )
+            % {"adult_age": _adult_age()},
             field="date_of_birth",
         )
     profile.full_clean()
     profile.save()
     return profile
+
+
+def _current_language() -> str:
+    """The active language as one of settings.LANGUAGES ("cy" or "en-gb")."""
+    active = (translation.get_language() or settings.LANGUAGE_CODE).lower()
+    codes = [code for code, _name in settings.LANGUAGES]
+    if active in codes:
+        return active
+    return next((code for code in codes if code.split("-")[0] == active.split("-")[0]), codes[0])
+
+
+def visitor_profile_set_language(*, user: Actor, language: str) -> bool:
+    """Keep the language a visitor chose for their emails and reminders. False when
+    the language is not offered or they have no profile yet (their choice is then
+    taken when the profile is created)."""
+    user_id = getattr(user, "pk", None)
+    if language not in dict(settings.LANGUAGES) or not isinstance(user_id, int):
+        return False
+    return bool(VisitorProfile.objects.filter(user_id=user_id).update(language=language))
 
 
 def _delete_encodings_of(profile: VisitorProfile) -> int:
@@ -185,15 +213,17 @@ def identity_check_submit(
     if profile.biometric_consent is None:
         raise IdentityError(
             "CONSENT_NOT_CHOSEN",
-            "First choose whether your face may be checked by computer or by staff only.",
+            gettext("First choose whether your face may be checked by computer or by staff only."),
         )
     if profile.verification_status == VerificationStatus.APPROVED:
-        raise IdentityError("ALREADY_APPROVED", "Your identity has already been approved.")
+        raise IdentityError("ALREADY_APPROVED", gettext("Your identity has already been approved."))
     if IdentityCheck.objects.filter(profile=profile, status=ReviewStatus.PENDING).exists():
         raise IdentityError(
             "CHECK_PENDING",
-            "Your photos are already waiting to be checked. You will get an email when "
-            "prison staff have looked at them.",
+            gettext(
+                "Your photos are already waiting to be checked. You will get an email when "
+                "prison staff have looked at them."
+            ),
         )
     check = IdentityCheck(
         profile=profile,
@@ -235,11 +265,13 @@ def face_tolerance_for(profile: VisitorProfile) -> float:
 
 SELFIE_PROBLEMS = {
     FaceResult.NO_FACE: (
-        "We could not see a face in your selfie. Take a new one facing the camera, in good "
-        "light, with nothing covering your face."
+        _(
+            "We could not see a face in your selfie. Take a new one facing the camera, in good "
+            "light, with nothing covering your face."
+        )
     ),
     FaceResult.SEVERAL_FACES: (
-        "We found more than one face in your selfie. Take a new one with only you in it."
+        _("We found more than one face in your selfie. Take a new one with only you in it.")
     ),
 }
 
@@ -277,7 +309,9 @@ def identity_check_run_face_match(*, check_id: int) -> str | None:
         if outcome.problem_with == "selfie":
             # A selfie without exactly one face is never worth a reviewer's time: it goes
             # straight back to the visitor with what to fix, and nothing is kept.
-            reason = SELFIE_PROBLEMS[FaceResult(outcome.result)]
+            # Stored and emailed to the visitor: in their language, not the worker's.
+            with translation.override(check.profile.language):
+                reason = str(SELFIE_PROBLEMS[FaceResult(outcome.result)])
             IdentityCheck.objects.filter(pk=check.pk).update(
                 status=ReviewStatus.REJECTED,
                 decided_at=now,
@@ -319,7 +353,7 @@ def _decide_check(
     reason = reason.strip()
     if not approve and not reason:
         raise IdentityError(
-            "REASON_REQUIRED", "Give a reason: the visitor sees it.", field="reason"
+            "REASON_REQUIRED", gettext("Give a reason: the visitor sees it."), field="reason"
         )
     now = timezone.now()
     new_status = ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED
@@ -327,7 +361,9 @@ def _decide_check(
         status=new_status, decided_at=now, decided_by=by, decision_reason=reason
     )
     if not updated:
-        raise IdentityError("ALREADY_DECIDED", "Someone has already decided on this check.")
+        raise IdentityError(
+            "ALREADY_DECIDED", gettext("Someone has already decided on this check.")
+        )
     VisitorProfile.objects.filter(pk=check.profile_id).update(
         verification_status=VerificationStatus.APPROVED if approve else VerificationStatus.REJECTED,
         updated_at=now,
@@ -385,11 +421,13 @@ def dependant_add(
     if profile.biometric_consent is None:
         raise IdentityError(
             "CONSENT_NOT_CHOSEN",
-            "First choose whether faces may be checked by computer or by staff only.",
+            gettext("First choose whether faces may be checked by computer or by staff only."),
         )
     if date_of_birth >= timezone.localdate():
         raise IdentityError(
-            "BAD_DATE_OF_BIRTH", "The date of birth must be in the past.", field="date_of_birth"
+            "BAD_DATE_OF_BIRTH",
+            gettext("The date of birth must be in the past."),
+            field="date_of_birth",
         )
     dependant = Dependant(
         lead_visitor=profile,
@@ -420,7 +458,8 @@ def dependant_replace_photo(*, dependant: Dependant, photo: ContentFile) -> Depe
     )
     if dependant.status != ReviewStatus.PENDING:
         raise IdentityError(
-            "ALREADY_DECIDED", "This person has already been checked; their photo is fixed."
+            "ALREADY_DECIDED",
+            gettext("This person has already been checked; their photo is fixed."),
         )
     old = dependant.photo.name
     dependant.photo.save("dependant.jpg", photo, save=False)
@@ -436,9 +475,11 @@ def dependant_replace_photo(*, dependant: Dependant, photo: ContentFile) -> Depe
 
 
 DEPENDANT_PHOTO_PROBLEMS = {
-    FaceResult.NO_FACE: "We could not see a face in the photo. Upload a clear photo of their face.",
+    FaceResult.NO_FACE: _(
+        "We could not see a face in the photo. Upload a clear photo of their face."
+    ),
     FaceResult.SEVERAL_FACES: (
-        "We found more than one face in the photo. Upload a photo with only them in it."
+        _("We found more than one face in the photo. Upload a photo with only them in it.")
     ),
 }
 
@@ -491,11 +532,12 @@ def _decide_dependant(
     reason = reason.strip()
     if not approve and not reason:
         raise IdentityError(
-            "REASON_REQUIRED", "Give a reason: the visitor sees it.", field="reason"
+            "REASON_REQUIRED", gettext("Give a reason: the visitor sees it."), field="reason"
         )
     if approve and not dependant.photo:
         raise IdentityError(
-            "NO_PHOTO", "There is no usable photo of this person yet: it cannot be approved."
+            "NO_PHOTO",
+            gettext("There is no usable photo of this person yet: it cannot be approved."),
         )
     updated = Dependant.objects.filter(pk=dependant.pk, status=ReviewStatus.PENDING).update(
         status=ReviewStatus.APPROVED if approve else ReviewStatus.REJECTED,
@@ -504,7 +546,9 @@ def _decide_dependant(
         decision_reason=reason,
     )
     if not updated:
-        raise IdentityError("ALREADY_DECIDED", "Someone has already decided on this person.")
+        raise IdentityError(
+            "ALREADY_DECIDED", gettext("Someone has already decided on this person.")
+        )
     if not approve:
         FaceEnrolment.objects.filter(dependant=dependant).delete()
     audit_record(
@@ -657,13 +701,13 @@ def connection_request(
     except ValidationError:
         raise IdentityError(
             "BAD_PRISON_NUMBER",
-            "A prison number is a letter, four digits and two letters, e.g. A1234BC.",
+            gettext("A prison number is a letter, four digits and two letters, e.g. A1234BC."),
             field="prison_number",
         ) from None
     limit: int = settings.IDENTITY_CONNECTION_FAILURES_PER_DAY
     keys = _connection_failure_keys(profile=profile, number=number)
 
-    def refuse(kind: str, tries: int) -> IdentityError:
+    def alert(kind: str, tries: int) -> None:
         _connection_limit_alert(
             profile=profile,
             number=number,
@@ -673,6 +717,9 @@ def connection_request(
             tries=tries,
             request=request,
         )
+
+    def refuse(kind: str, tries: int) -> IdentityError:
+        alert(kind, tries)
         return IdentityError("TOO_MANY_TRIES", str(CONNECTION_LIMIT_MESSAGE))
 
     # Each try is counted before the lookup and given back unless it was a mismatch.
@@ -698,15 +745,7 @@ def connection_request(
         if mismatch:
             for kind, tries in (("account", account_tries), ("prison_number", number_tries)):
                 if tries == limit:  # this mismatch used the last try: staff hear of it now
-                    _connection_limit_alert(
-                        profile=profile,
-                        number=number,
-                        establishment=establishment,
-                        limit=kind,
-                        key=keys[kind],
-                        tries=tries,
-                        request=request,
-                    )
+                    alert(kind, tries)
         raise
     finally:
         if not mismatch:
@@ -730,8 +769,11 @@ def _connection_create(
     if pending >= settings.IDENTITY_MAX_PENDING_CONNECTIONS:
         raise IdentityError(
             "TOO_MANY_PENDING",
-            f"You already have {pending} requests waiting for a prison to answer. You can "
-            "send another when one of them has been answered.",
+            gettext(
+                "You already have %(pending)s requests waiting for a prison to answer. You can "
+                "send another when one of them has been answered."
+            )
+            % {"pending": pending},
         )
     prisoner = Prisoner.objects.filter(
         prison_number=number,
@@ -741,14 +783,14 @@ def _connection_create(
         status=PrisonerStatus.ACTIVE,
     ).first()
     if prisoner is None:
-        raise IdentityError("NO_MATCH", CONNECTION_MISMATCH_MESSAGE)
+        raise IdentityError("NO_MATCH", str(CONNECTION_MISMATCH_MESSAGE))
     if Connection.objects.filter(
         visitor=profile,
         prisoner=prisoner,
         status__in=[ConnectionStatus.PENDING, ConnectionStatus.APPROVED],
     ).exists():
         raise IdentityError(
-            "ALREADY_REQUESTED", "You have already asked to be connected to this person."
+            "ALREADY_REQUESTED", gettext("You have already asked to be connected to this person.")
         )
     connection = Connection(visitor=profile, prisoner=prisoner, relationship=relationship)
     connection.full_clean()
@@ -769,19 +811,20 @@ def _decide_connection(
     reason = reason.strip()
     if to_status != ConnectionStatus.APPROVED and not reason:
         raise IdentityError(
-            "REASON_REQUIRED", "Give a reason: the visitor sees it.", field="reason"
+            "REASON_REQUIRED", gettext("Give a reason: the visitor sees it."), field="reason"
         )
     if to_status == ConnectionStatus.APPROVED and not connection.visitor.is_approved:
         raise IdentityError(
             "VISITOR_NOT_VERIFIED",
-            "Approve the visitor's identity before approving this connection.",
+            gettext("Approve the visitor's identity before approving this connection."),
         )
     updated = Connection.objects.filter(pk=connection.pk, status__in=from_statuses).update(
         status=to_status, decided_at=timezone.now(), decided_by=by, decision_reason=reason
     )
     if not updated:
         raise IdentityError(
-            "ALREADY_DECIDED", "This request has changed since you opened it: reload the page."
+            "ALREADY_DECIDED",
+            gettext("This request has changed since you opened it: reload the page."),
         )
     audit_record(
         actor=by, action=action, establishment=establishment, target=connection, reason=reason
@@ -979,7 +1022,7 @@ def prisoner_enrolment_remove(
     Calls already running keep the copy their relay loaded; later calls are not checked
     on the prisoner's side until a new photo is enrolled. False if there was none."""
     if prisoner.establishment_id != establishment.pk:
-        raise IdentityError("NOT_HERE", "This prisoner is not held at this prison.")
+        raise IdentityError("NOT_HERE", gettext("This prisoner is not held at this prison."))
     with transaction.atomic():
         removed, _ = FaceEnrolment.objects.filter(prisoner=prisoner).delete()
         if removed:
@@ -1004,19 +1047,24 @@ def prisoner_enrol(
     from identity import faces
 
     if prisoner.establishment_id != establishment.pk:
-        raise IdentityError("NOT_HERE", "This prisoner is not held at this prison.")
+        raise IdentityError("NOT_HERE", gettext("This prisoner is not held at this prison."))
     photo.seek(0)
     found = faces.find_one_face(photo)
     if found.status == faces.FaceStatus.SEVERAL:
         raise IdentityError(
             "SEVERAL_FACES",
-            f"The photo shows {found.count} faces. Take it again with only the prisoner in view.",
+            gettext(
+                "The photo shows %(count)s faces. Take it again with only the prisoner in view."
+            )
+            % {"count": found.count},
             field="photo",
         )
     if found.status == faces.FaceStatus.NONE or found.encoding is None:
         raise IdentityError(
             "NO_FACE",
-            "No face was found in the photo. Take it again facing the camera, in good light.",
+            gettext(
+                "No face was found in the photo. Take it again facing the camera, in good light."
+            ),
             field="photo",
         )
     with transaction.atomic():

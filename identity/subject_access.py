@@ -24,6 +24,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -338,7 +339,7 @@ def family_erase(*, profile: VisitorProfile, actor: Actor) -> dict[str, Any]:
     if family_live_calls(profile).exists():
         raise FamilyEraseRefused(
             "CALL_LIVE",
-            "One of this family's calls is on now. Erase the family once it has ended.",
+            _("One of this family's calls is on now. Erase the family once it has ended."),
         )
     now = timezone.now()
     cancelled = 0

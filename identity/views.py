@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from audit.models import AuditAction
@@ -53,7 +54,7 @@ def _refuse_image(
         establishment=establishment,
         detail={"path": request.path[:200], **detail},
     )
-    raise Http404("No such image.")
+    raise Http404(_("No such image."))
 
 
 def _require_profile(request: HttpRequest) -> VisitorProfile | None:
@@ -90,7 +91,7 @@ def me_profile(request: HttpRequest) -> HttpResponse:
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, "Your details are saved.")
+            messages.success(request, _("Your details are saved."))
             return redirect("me")
     return render(request, "identity/profile_form.html", {"form": form, "profile": profile})
 
@@ -111,12 +112,14 @@ def me_consent(request: HttpRequest) -> HttpResponse:
         consent = form.cleaned_data["consent"] == "yes"
         services.consent_set(profile=profile, consent=consent)
         if consent:
-            messages.success(request, "Thank you. Your face will be checked by computer.")
+            messages.success(request, _("Thank you. Your face will be checked by computer."))
         else:
             messages.success(
                 request,
-                "Prison staff will check your photos by hand. Any stored face data has been "
-                "deleted.",
+                _(
+                    "Prison staff will check your photos by hand. Any stored face data has been "
+                    "deleted."
+                ),
             )
         return redirect("me")
     return render(
@@ -149,7 +152,7 @@ def me_identity(request: HttpRequest) -> HttpResponse:
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, "Thank you. Your photos have been sent for checking.")
+            messages.success(request, _("Thank you. Your photos have been sent for checking."))
             return redirect("me")
     return render(request, "identity/identity_form.html", {"form": form, "profile": profile})
 
@@ -163,7 +166,7 @@ def me_check_image(request: HttpRequest, check_id: int, kind: str) -> HttpRespon
     assert check is not None and field is not None  # noqa: S101
     file = getattr(check, field)
     if not file:
-        raise Http404("This photo has been deleted.")
+        raise Http404(_("This photo has been deleted."))
     return _private_image(file, filename=f"{kind}-{check.pk}.jpg")
 
 
@@ -182,7 +185,11 @@ def me_dependant_add(request: HttpRequest) -> HttpResponse:
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, f"{dependant.first_name} has been added and will be checked.")
+            messages.success(
+                request,
+                _("%(first_name)s has been added and will be checked.")
+                % {"first_name": dependant.first_name},
+            )
             return redirect("me")
     return render(request, "identity/dependant_form.html", {"form": form})
 
@@ -198,7 +205,7 @@ def _own_dependant(request: HttpRequest, dependant_id: int) -> Dependant | None:
 def me_dependant_photo(request: HttpRequest, dependant_id: int) -> HttpResponse:
     dependant = _own_dependant(request, dependant_id)
     if dependant is None:
-        raise Http404("No such person.")
+        raise Http404(_("No such person."))
     form = forms.DependantPhotoForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -206,7 +213,11 @@ def me_dependant_photo(request: HttpRequest, dependant_id: int) -> HttpResponse:
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, f"The new photo of {dependant.first_name} has been sent.")
+            messages.success(
+                request,
+                _("The new photo of %(first_name)s has been sent.")
+                % {"first_name": dependant.first_name},
+            )
             return redirect("me")
     return render(
         request, "identity/dependant_photo_form.html", {"form": form, "dependant": dependant}
@@ -220,7 +231,7 @@ def me_dependant_image(request: HttpRequest, dependant_id: int) -> HttpResponseB
         _refuse_image(request, establishment=None, detail={"dependant": dependant_id})
     assert dependant is not None  # noqa: S101
     if not dependant.photo:
-        raise Http404("No photo.")
+        raise Http404(_("No photo."))
     return _private_image(dependant.photo, filename=f"dependant-{dependant.pk}.jpg")
 
 
@@ -237,7 +248,7 @@ def me_connect(request: HttpRequest) -> HttpResponse:
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, "Your request has been sent to the prison.")
+            messages.success(request, _("Your request has been sent to the prison."))
             return redirect("me")
     return render(request, "identity/connection_form.html", {"form": form})
 
@@ -250,7 +261,7 @@ def me_delete(request: HttpRequest) -> HttpResponse:
         user = request.user
         logout(request)
         services.account_delete(user=user)  # type: ignore[arg-type]
-        messages.success(request, "Your account, photos and face data have been deleted.")
+        messages.success(request, _("Your account, photos and face data have been deleted."))
         return redirect("home")
     return render(request, "identity/delete_account.html", {"form": form})
 
@@ -261,7 +272,7 @@ def me_delete(request: HttpRequest) -> HttpResponse:
 @login_required
 def staff_home(request: HttpRequest) -> HttpResponse:
     if not is_staff_member(request.user):
-        raise Http404("Staff only.")
+        raise Http404(_("Staff only."))
     memberships = request.user.staff_memberships.select_related("establishment").order_by(  # type: ignore[union-attr]
         "establishment__name"
     )
@@ -308,7 +319,7 @@ def _decide(
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, f"Decision recorded for {name}.")
+            messages.success(request, _("Decision recorded for %(name)s.") % {"name": name})
             return redirect("identity_staff_queue", code=establishment.code)
     return render(request, template, {"establishment": establishment, "form": form, **target})
 
@@ -318,7 +329,7 @@ def _decide(
 def staff_check(request: HttpRequest, check_id: int, establishment: Establishment) -> HttpResponse:
     check = selectors.check_for_staff(establishment, check_id)
     if check is None:
-        raise Http404("No such identity check here.")
+        raise Http404(_("No such identity check here."))
     return _decide(
         request,
         establishment,
@@ -352,7 +363,7 @@ def staff_check_image(
     assert check is not None and field is not None  # noqa: S101
     file = getattr(check, field)
     if not file:
-        raise Http404("This photo has been deleted.")
+        raise Http404(_("This photo has been deleted."))
     with transaction.atomic():
         audit_record(
             actor=request.user,  # type: ignore[arg-type]
@@ -371,7 +382,7 @@ def staff_dependant(
 ) -> HttpResponse:
     dependant = selectors.dependant_for_staff(establishment, dependant_id)
     if dependant is None:
-        raise Http404("No such person here.")
+        raise Http404(_("No such person here."))
     return _decide(
         request,
         establishment,
@@ -393,7 +404,7 @@ def staff_dependant_photo(request: HttpRequest, code: str, dependant_id: int) ->
         _refuse_image(request, establishment=establishment, detail={"dependant": dependant_id})
     assert dependant is not None  # noqa: S101
     if not dependant.photo:
-        raise Http404("No photo.")
+        raise Http404(_("No photo."))
     with transaction.atomic():
         audit_record(
             actor=request.user,  # type: ignore[arg-type]
@@ -412,7 +423,7 @@ def staff_connection(
 ) -> HttpResponse:
     connection = selectors.connection_for_staff(establishment, connection_id)
     if connection is None:
-        raise Http404("No such connection here.")
+        raise Http404(_("No such connection here."))
     is_pending = connection.status == ConnectionStatus.PENDING
     form: forms.DecisionForm | forms.RevokeForm = (
         forms.DecisionForm(request.POST or None)
@@ -445,7 +456,7 @@ def staff_connection(
         except IdentityError as error:
             _apply_error(form, error)
         else:
-            messages.success(request, "Decision recorded.")
+            messages.success(request, _("Decision recorded."))
             return redirect("identity_staff_queue", code=establishment.code)
     return render(
         request,
@@ -463,7 +474,7 @@ def staff_connection(
 def _prisoner_here(establishment: Establishment, prison_number: str) -> Prisoner:
     prisoner = selectors.prisoner_for_staff(establishment, prison_number)
     if prisoner is None:
-        raise Http404("No such prisoner here.")
+        raise Http404(_("No such prisoner here."))
     return prisoner
 
 
@@ -501,9 +512,9 @@ def staff_prisoner_photo_remove(
     )
     name = f"{prisoner.first_name} {prisoner.last_name}"
     if removed:
-        messages.success(request, f"The photo of {name} is removed.")
+        messages.success(request, _("The photo of %(name)s is removed.") % {"name": name})
     else:
-        messages.info(request, f"{name} had no photo enrolled.")
+        messages.info(request, _("%(name)s had no photo enrolled.") % {"name": name})
     return redirect(
         "identity_staff_prisoner_photo",
         code=establishment.code,
@@ -534,7 +545,9 @@ def staff_prisoner_photo(
             _apply_error(form, error)
         else:
             messages.success(
-                request, f"The photo of {prisoner.first_name} {prisoner.last_name} is enrolled."
+                request,
+                _("The photo of %(first_name)s %(last_name)s is enrolled.")
+                % {"first_name": prisoner.first_name, "last_name": prisoner.last_name},
             )
             return redirect(
                 "identity_staff_prisoner_photo",

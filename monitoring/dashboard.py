@@ -13,6 +13,8 @@ from typing import Any
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from bookings.models import Booking, BookingStatus
 from calls.labels import alert_label, status_label
@@ -22,11 +24,11 @@ from monitoring.models import Alert
 
 # Grid columns, in the order an officer reads them.
 COLUMNS = [
-    ("upcoming", "Upcoming"),
-    ("waiting", "Waiting"),
-    ("live", "Live"),
-    ("paused", "Paused"),
-    ("ended", "Ended"),
+    ("upcoming", _("Upcoming")),
+    ("waiting", _("Waiting")),
+    ("live", _("Live")),
+    ("paused", _("Paused")),
+    ("ended", _("Ended")),
 ]
 _SHOWN = [
     BookingStatus.CONFIRMED,
@@ -110,10 +112,13 @@ _ALERT_RELATED = (
 
 def call_label(booking: Booking, establishment: Establishment) -> str:
     """Which call, as an officer names it: '14:30 · Laptop 1 · A1234BC Jo Bloggs with Ann Lee'."""
+    who = gettext("%(prisoner)s with %(visitor)s") % {
+        "prisoner": f"{booking.prisoner.prison_number} {booking.prisoner.full_name}",
+        "visitor": booking.lead_visitor.legal_name,
+    }
     return (
         f"{timezone.localtime(booking.starts_at, establishment.tz):%H:%M} · "
-        f"{booking.terminal.name} · {booking.prisoner.prison_number} "
-        f"{booking.prisoner.full_name} with {booking.lead_visitor.legal_name}"
+        f"{booking.terminal.name} · {who}"
     )
 
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from establishments.models import Establishment
 
 
 class AlertKind(models.TextChoices):
-    UNAPPROVED_FACE = "unapproved_face", "Unapproved face on camera"
-    PARTICIPANT_DROPPED = "participant_dropped", "Participant dropped"
-    FACE_CHECKS_OFF = "face_checks_off", "Face checks off: someone was verified by hand"
+    UNAPPROVED_FACE = "unapproved_face", _("Unapproved face on camera")
+    PARTICIPANT_DROPPED = "participant_dropped", _("Participant dropped")
+    FACE_CHECKS_OFF = "face_checks_off", _("Face checks off: someone was verified by hand")
 
 
 def _snapshot_path(instance: models.Model, filename: str) -> str:

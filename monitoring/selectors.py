@@ -79,6 +79,12 @@ class NationalFigures:
     establishments: list[EstablishmentFigures] = field(default_factory=list)
     weeks: list[WeekFigures] = field(default_factory=list)
 
+    @property
+    def hours_count(self) -> int:
+        """A whole number that picks the plural form for ``hours``: 1 only for exactly
+        one hour ("1 hour", "1.5 hours")."""
+        return int(self.hours) if float(self.hours).is_integer() else 0
+
 
 def _hours(duration: timedelta | None) -> float:
     return round(duration.total_seconds() / 3600, 1) if duration else 0.0

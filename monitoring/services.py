@@ -10,6 +10,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from audit.models import AuditAction
 from audit.services import audit_record
@@ -197,7 +198,8 @@ def _test_prisoner(establishment: Establishment) -> Any:
         prisoner.save()
     elif prisoner.establishment_id != establishment.pk:
         raise TestCallRefused(
-            "TEST_PRISONER_TAKEN", f"Prison number {number} is in use: ask an administrator."
+            "TEST_PRISONER_TAKEN",
+            _("Prison number %(number)s is in use: ask an administrator.") % {"number": number},
         )
     return prisoner
 
@@ -255,17 +257,17 @@ def test_call_place(
     from establishments.selectors import has_role_at
 
     if not has_role_at(actor, establishment, StaffRole.VISITS_ADMIN):
-        raise TestCallRefused("FORBIDDEN", "Only visits admins can place test calls.")
+        raise TestCallRefused("FORBIDDEN", _("Only visits admins can place test calls."))
     if establishment.rollout_stage != RolloutStage.TEST_CALLS:
         raise TestCallRefused(
             "NOT_TEST_STAGE",
-            f"{establishment.name} is not at the test-calls stage "
-            f"(it is at '{establishment.get_rollout_stage_display()}').",
+            _("%(name)s is not at the test-calls stage (it is at '%(stage)s').")
+            % {"name": establishment.name, "stage": establishment.get_rollout_stage_display()},
         )
     family_user = User.objects.filter(pk=family_user_id, is_active=True).first()
     if family_user is None or not has_role_at(family_user, establishment, StaffRole.OFFICER):
         raise TestCallRefused(
-            "NOT_STAFF", "The person playing the family must be staff at this establishment."
+            "NOT_STAFF", _("The person playing the family must be staff at this establishment.")
         )
     now = (now or timezone.now()).replace(second=0, microsecond=0)
     ends = now + timedelta(minutes=establishment.call_minutes)
@@ -277,7 +279,9 @@ def test_call_place(
                 .first()
             )
             if terminal is None:
-                raise TestCallRefused("NO_TERMINAL", "Choose one of this establishment's laptops.")
+                raise TestCallRefused(
+                    "NO_TERMINAL", _("Choose one of this establishment's laptops.")
+                )
             if Booking.objects.filter(
                 terminal=terminal,
                 status__in=[BookingStatus.REQUESTED, BookingStatus.CONFIRMED],
@@ -285,7 +289,9 @@ def test_call_place(
                 ends_at__gt=now,
             ).exists():
                 raise TestCallRefused(
-                    "TERMINAL_BUSY", f"{terminal.name} has a call booked now: choose another."
+                    "TERMINAL_BUSY",
+                    _("%(laptop)s has a call booked now: choose another.")
+                    % {"laptop": terminal.name},
                 )
             prisoner = _test_prisoner(establishment)
             profile, connection = _stand_in_visitor(family_user, prisoner)
@@ -323,7 +329,8 @@ def test_call_place(
         raise TestCallRefused("INVALID", " ".join(exc.messages)) from None
     except IntegrityError:
         raise TestCallRefused(
-            "TERMINAL_BUSY", "That laptop or the test prisoner is busy now: try again shortly."
+            "TERMINAL_BUSY",
+            _("That laptop or the test prisoner is busy now: try again shortly."),
         ) from None
     return test_call
 

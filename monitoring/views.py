@@ -19,7 +19,8 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.formats import date_format
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 from django.views.decorators.http import require_GET, require_POST
 
 from audit.models import AuditAction
@@ -42,7 +43,16 @@ from monitoring.selectors import DashboardAccess, dashboard_access
 # own: on a 2-core relay a few small views per terminal is what stays smooth.
 WATCH_MAX = 2
 
+# The national page lists this many countries by name, then "and N more".
+TOP_COUNTRIES = 15
+
 CSV_COLUMNS = ["when", "who", "establishment", "action", "target", "reason", "detail"]
+
+
+def _in_reader_language(message: str) -> str:
+    """A message raised in English and marked for translation, in the active language
+    (unmarked text is returned as it is; "" would give the catalogue's header)."""
+    return gettext(message) if message else message
 
 
 def _filtered(request: HttpRequest, establishment: Establishment):  # type: ignore[no-untyped-def]
@@ -93,8 +103,12 @@ def audit_csv(
     form, entries = _filtered(request, establishment)
     if form.is_bound and not form.is_valid():
         return HttpResponse(
-            "The filters are not valid: "
-            + "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()),
+            gettext("The filters are not valid: %(errors)s")
+            % {
+                "errors": "; ".join(
+                    f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()
+                )
+            },
             status=400,
             content_type="text/plain; charset=utf-8",
         )
@@ -130,24 +144,35 @@ def audit_csv(
 @hq_required
 def national_dashboard(request: HttpRequest) -> HttpResponse:
     figures = selectors.national_figures(weeks=12)
+    # Week labels in the reader's language ("3 Mar", "3 Maw").
+    weeks = [date_format(w.week, "j M") for w in figures.weeks]
     calls_chart = bar_chart(
-        "Calls per week", [(f"{w.week:%d %b}", w.calls) for w in figures.weeks], unit="calls"
+        gettext("Calls per week"),
+        [(week, w.calls) for week, w in zip(weeks, figures.weeks, strict=True)],
+        label_heading=gettext("Week starting"),
+        value_heading=gettext("Calls"),
     )
     hours_chart = bar_chart(
-        "Call hours per week", [(f"{w.week:%d %b}", w.hours) for w in figures.weeks], unit="hours"
+        gettext("Call hours per week"),
+        [(week, w.hours) for week, w in zip(weeks, figures.weeks, strict=True)],
+        label_heading=gettext("Week starting"),
+        value_heading=gettext("Hours"),
     )
     stage_chart = bar_chart(
-        "Establishments by rollout stage",
+        gettext("Establishments by rollout stage"),
         [(label, count) for _, label, count in figures.stage_counts],
-        unit="establishments",
+        label_heading=gettext("Rollout stage"),
+        value_heading=gettext("Establishments"),
     )
+    top_countries = figures.countries[:TOP_COUNTRIES]
     return render(
         request,
         "monitoring/national.html",
         {
             "figures": figures,
             "charts": [calls_chart, hours_chart, stage_chart],
-            "top_countries": figures.countries[:15],
+            "top_countries": top_countries,
+            "more_countries": len(figures.countries) - len(top_countries),
         },
     )
 
@@ -220,9 +245,9 @@ def alert_acknowledge(
 ) -> HttpResponse:
     alert = get_object_or_404(Alert, pk=alert_id, establishment=establishment)
     if services.alert_acknowledge(alert_id=alert.pk, actor=request.user):  # type: ignore[arg-type]
-        messages.success(request, "Alert acknowledged.")
+        messages.success(request, gettext("Alert acknowledged."))
     else:
-        messages.info(request, "Someone had already acknowledged that alert.")
+        messages.info(request, gettext("Someone had already acknowledged that alert."))
     return redirect("monitoring:dashboard", code=establishment.code)
 
 
@@ -249,10 +274,10 @@ def alert_snapshot(request: HttpRequest, code: str, alert_id: int) -> FileRespon
 
 CONTROL_ACTIONS = ("pause", "resume", "terminate", "message")
 _CONTROL_DONE = {
-    "pause": "Call paused. Both sides see 'Call paused' until you resume it.",
-    "resume": "Call resumed.",
-    "terminate": "Call ended. Both sides have been told.",
-    "message": "Message sent to both sides.",
+    "pause": gettext_lazy("Call paused. Both sides see 'Call paused' until you resume it."),
+    "resume": gettext_lazy("Call resumed."),
+    "terminate": gettext_lazy("Call ended. Both sides have been told."),
+    "message": gettext_lazy("Message sent to both sides."),
 }
 
 
@@ -305,10 +330,11 @@ def call_control(request: HttpRequest, code: str, call_id: uuid.UUID, action: st
         raise Http404("No such call.")
     access = selectors.call_detail_access(request.user, code, call_id)
     if access is None or not access.can_control:
+        # The audit log keeps the English; the page says it in the reader's language.
         message = (
-            "Headquarters staff can see calls but not act on them."
+            gettext_noop("Headquarters staff can see calls but not act on them.")
             if access is not None
-            else "Only officers at this call's establishment can control it."
+            else gettext_noop("Only officers at this call's establishment can control it.")
         )
         services.control_refusal_record(
             actor=request.user,  # type: ignore[arg-type]
@@ -318,20 +344,25 @@ def call_control(request: HttpRequest, code: str, call_id: uuid.UUID, action: st
             message=message,
             request=request,
         )
-        return render(request, "monitoring/control_refused.html", {"message": message}, status=403)
+        return render(
+            request,
+            "monitoring/control_refused.html",
+            {"message": _in_reader_language(message)},
+            status=403,
+        )
     reason = str(request.POST.get("reason", ""))
     text = str(request.POST.get("text", ""))
     user = request.user
     try:
         if action == "pause":
             if len(reason) > REASON_MAX_CHARS:
-                raise CallActionRefused("REASON_TOO_LONG", "The reason is too long.")
+                raise CallActionRefused("REASON_TOO_LONG", gettext_noop("The reason is too long."))
             done = calls_services.call_pause(
                 call_id=call.pk, reason=PauseReason.STAFF, actor=user, detail=reason.strip()
             )
         elif action == "resume":
             if len(reason) > REASON_MAX_CHARS:
-                raise CallActionRefused("REASON_TOO_LONG", "The reason is too long.")
+                raise CallActionRefused("REASON_TOO_LONG", gettext_noop("The reason is too long."))
             done = calls_services.call_resume(call_id=call.pk, actor=user, reason=reason.strip())
         elif action == "terminate":
             done = calls_services.call_terminate(call_id=call.pk, actor=user, reason=reason)
@@ -350,16 +381,22 @@ def call_control(request: HttpRequest, code: str, call_id: uuid.UUID, action: st
             call,
             True,
             request.user,
-            errors=[(f"{action}-field", refusal.message)],
+            # Messages marked for translation (here or in the call services) are shown
+            # in the reader's language; the audit entry above keeps them as raised.
+            errors=[(f"{action}-field", _in_reader_language(refusal.message))],
             failed_action=action,
             posted={"reason": reason[:REASON_MAX_CHARS], "text": text[:MESSAGE_MAX_CHARS]},
         )
         return render(request, "monitoring/call_detail.html", context, status=400)
     if done:
-        messages.success(request, _CONTROL_DONE[action])
+        messages.success(request, str(_CONTROL_DONE[action]))
     else:
         call.refresh_from_db(fields=["status"])
-        messages.info(request, f"Nothing changed: the call is {call.get_status_display().lower()}.")
+        messages.info(
+            request,
+            gettext("Nothing changed: the call is %(status)s.")
+            % {"status": call.get_status_display().lower()},
+        )
     return redirect("monitoring:call_detail", code=code, call_id=call.pk)
 
 
@@ -376,7 +413,7 @@ def test_calls(request: HttpRequest, establishment: Establishment) -> HttpRespon
             terminal_id = int(request.POST.get("terminal", ""))
             family_user_id = int(request.POST.get("family", ""))
         except ValueError:
-            errors.append(("terminal", "Choose a laptop and who plays the family."))
+            errors.append(("terminal", gettext("Choose a laptop and who plays the family.")))
         else:
             try:
                 placed = services.test_call_place(
@@ -387,12 +424,15 @@ def test_calls(request: HttpRequest, establishment: Establishment) -> HttpRespon
                 )
             except services.TestCallRefused as refusal:
                 field = "family" if refusal.code == "NOT_STAFF" else "terminal"
-                errors.append((field, refusal.message))
+                errors.append((field, _in_reader_language(refusal.message)))
             else:
                 messages.success(
                     request,
-                    f"Test call placed on {placed.booking.terminal.name}. Start it on the "
-                    "laptop; the person playing the family joins from the link below.",
+                    gettext(
+                        "Test call placed on %(laptop)s. Start it on the laptop; the person "
+                        "playing the family joins from the link below."
+                    )
+                    % {"laptop": placed.booking.terminal.name},
                 )
                 return redirect("monitoring:test_calls", code=establishment.code)
     elif request.method != "GET":

@@ -5,6 +5,7 @@ import sys
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.template import loader
+from django.utils.translation import gettext as _
 
 from purplevisits.observability import security_event
 
@@ -14,7 +15,7 @@ def _render(request: HttpRequest, template: str, status: int) -> HttpResponse:
     try:
         body = loader.render_to_string(template, {"request": request}, request=request)
     except Exception:  # noqa: BLE001 - an error page must never fail itself
-        body = f"<h1>Error {status}</h1>"
+        body = f"<h1>{_('Error')} {status}</h1>"
     return HttpResponse(body, status=status)
 
 
@@ -42,7 +43,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     try:
         body = loader.render_to_string(template)
     except Exception:  # noqa: BLE001
-        body = "<h1>Something went wrong</h1>"
+        body = f"<h1>{_('Something went wrong')}</h1>"
     response = HttpResponse(body, status=status)
     if unavailable:
         response["Retry-After"] = "30"

@@ -66,9 +66,13 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "purplevisits.metrics.RequestLatencyMiddleware",  # /metrics: request latency
     "purplevisits.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Cymraeg or English: the visitor's choice (cookie), then the browser's language;
+    # Welsh first in a Welsh establishment's portal (purplevisits/i18n.py).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -255,6 +259,11 @@ if TRUSTED_PROXY_COUNT:
 
 # --- Internationalisation -----------------------------------------------------------
 LANGUAGE_CODE = "en-gb"
+LANGUAGES = [("en-gb", "English"), ("cy", "Cymraeg")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+# The switch in the header remembers the choice for a year (Django's set_language).
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = "Europe/London"
 USE_I18N = True
 USE_TZ = True
@@ -278,7 +287,7 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage",
+        else "purplevisits.storage.StaticFilesStorage",
     },
 }
 # whitenoise serves /static/ from every web process (STATIC_ROOT; with DEBUG also the
@@ -467,6 +476,9 @@ IDENTITY_MFA_EXEMPT_PREFIXES = [
     "/accounts/confirm-email/",
     "/healthz",
     "/" + STATIC_URL.lstrip("/"),
+    # The pages above need their JavaScript messages and the language switch.
+    "/jsi18n/",
+    "/i18n/setlang/",
 ]
 # Consent notice shown when a visitor agrees to face matching; bump when its text changes.
 IDENTITY_CONSENT_NOTICE_VERSION = "2020-07"
@@ -499,10 +511,12 @@ CELERY_BEAT_SCHEDULE["identity-delete-stale-encodings"] = {
 # Worker processes of each relay process's face-check pool (dlib holds the GIL, so
 # processes, not threads). Default: one per core.
 FACE_CHECK_WORKERS = env_int("FACE_CHECK_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256)
-# Width a frame is downscaled to for face detection (HOG, no upsampling). dlib finds
-# faces from about 80 px wide at this width: 480 finds a face filling ~17% of a
-# 640-wide frame (someone about 75 cm from a laptop camera) in ~15 ms.
-FACE_CHECK_DETECT_WIDTH = env_int("FACE_CHECK_DETECT_WIDTH", 480, minimum=160, maximum=1920)
+# Width a frame is scaled to (up or down) for face detection (HOG, no upsampling).
+# dlib finds faces from about 80 px wide at this width: 800 finds a 60 px face in a
+# 640-wide frame (a child sitting back, a stranger at the door) and a 40 px face in a
+# 320-wide phone stream, for ~30 ms of CPU (480: ~12 ms, faces from ~110 px only).
+# Measured on bench/face_eval.py: see docs/face-checks.md.
+FACE_CHECK_DETECT_WIDTH = env_int("FACE_CHECK_DETECT_WIDTH", 800, minimum=160, maximum=1920)
 
 # --- calls ----------------------------------------------------------------------------
 # Dotted paths of callables run with each new RelayCall inside a relay process (the

@@ -4,8 +4,9 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import include, path
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.views.decorators.cache import never_cache
+from django.views.i18n import JavaScriptCatalog
 
-from purplevisits import health
+from purplevisits import health, i18n, metrics
 
 
 @never_cache
@@ -22,11 +23,14 @@ def admin_login(request: HttpRequest) -> HttpResponseRedirect:
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metrics.metrics, name="metrics"),
     # Before admin.site.urls: /admin/login/ (where admin sends anyone not signed in)
     # answers here, never with admin's own password-only form.
     path("admin/login/", admin_login, name="admin_login"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("i18n/setlang/", i18n.set_language, name="set_language"),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("", include("monitoring.urls")),
     path("calls/", include("calls.urls")),
     path("", include("establishments.urls")),

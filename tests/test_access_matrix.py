@@ -98,6 +98,10 @@ DECISIONS: dict[str, Decision] = {
     # (tests/test_metrics.py covers the token). A laptop account stays on its page.
     "metrics": row(404, 404, 404, TERMINAL, 404, 404, 404, 404),
     "home": PUBLIC,
+    # Cymraeg / English: the JavaScript messages (every page loads them, the laptop's
+    # call page too) and the switch (back to "next", else the start page).
+    "javascript-catalog": row(*[200] * 8),
+    "set_language": row(*[to("/")] * 8),
     # allauth (public sign-in, sign-up, reset and confirm pages; account pages)
     "account_login": SIGNED_OUT_ONLY,
     "account_signup": SIGNED_OUT_ONLY,

@@ -3,6 +3,15 @@
 // socket the controls are plain forms that post to the server.
 import { MonitorPeer, timeLeft } from "./monitor-peer.js";
 
+// Words from Django's JavaScript catalogue (jsi18n, in the page's language), looked up
+// when they are shown: English if the catalogue has not loaded, and the page still works.
+function gettext(text) {
+  return window.gettext ? window.gettext(text) : text;
+}
+function interpolate(format, values) {
+  return format.replace(/%\((\w+)\)s/g, (_, name) => String(values[name]));
+}
+
 const root = document.getElementById("monitor");
 const statusEl = document.getElementById("monitor-status");
 const leftEl = document.getElementById("monitor-time-left");
@@ -12,16 +21,19 @@ const mediaStatus = document.getElementById("media-status");
 const soundButton = document.getElementById("sound-button");
 const videos = { family: document.getElementById("video-family"), prisoner: document.getElementById("video-prisoner") };
 const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
-const END_REASONS = {
-  completed: "The call has ended.", time_up: "Time is up: the call has ended.",
-  terminated: "The call was ended by staff.", revoked: "The call was ended: an approval was withdrawn.",
-  failed: "The call could not continue.",
-};
-const ALERTS = {
-  unapproved_face: "an unapproved face is on camera", participant_dropped: "a participant lost connection",
-  face_checks_off: "face checks are off for the family's side (someone was checked by hand)",
-};
-const SIDES = { family: "family's side", prisoner: "prison laptop's side" };
+// Functions, so that the words are looked up when shown (the catalogue is loaded by then).
+const END_REASONS = () => ({
+  completed: gettext("The call has ended."), time_up: gettext("Time is up: the call has ended."),
+  terminated: gettext("The call was ended by staff."),
+  revoked: gettext("The call was ended: an approval was withdrawn."),
+  failed: gettext("The call could not continue."),
+});
+const ALERTS = () => ({
+  unapproved_face: gettext("an unapproved face is on camera"),
+  participant_dropped: gettext("a participant lost connection"),
+  face_checks_off: gettext("face checks are off for the family's side (someone was checked by hand)"),
+});
+const SIDES = () => ({ family: gettext("family's side"), prisoner: gettext("prison laptop's side") });
 let state = { status: root.dataset.status, ends_at: root.dataset.endsAt };
 let offset = 0;
 
@@ -51,7 +63,7 @@ function render() {
   leftEl.textContent = state.status === "live" || state.status === "paused" ? timeLeft(state.ends_at, offset) : "–";
   if (state.participants) {
     participantsEl.textContent = state.participants
-      .map((p) => `${p.label || p.role}: ${p.connected ? (p.muted ? "connected, microphone off" : "connected") : "not connected"}`)
+      .map((p) => `${p.label || p.role}: ${p.connected ? (p.muted ? gettext("connected, microphone off") : gettext("connected")) : gettext("not connected")}`)
       .join(" · ");
   }
   for (const form of document.querySelectorAll("form[data-control]")) {
@@ -72,27 +84,31 @@ const peer = new MonitorPeer(root.dataset.wsPath, {
   onMedia(side, stream) {
     videos[side].srcObject = stream;
     videos[side].play().catch(() => {});
-    mediaStatus.textContent = "Watching live.";
+    mediaStatus.textContent = gettext("Watching live.");
   },
   onMessage(message) {
     if (message.type === "error") notice(message.message, "warning");
     else if (message.type === "event") addEvent(message);
-    else if (message.type === "message") notice(`Message sent to both sides: ${message.text}`, "info");
+    else if (message.type === "message") {
+      notice(interpolate(gettext("Message sent to both sides: %(text)s"), { text: message.text }), "info");
+    }
     else if (message.type === "alert") {
-      const what = message.label || ALERTS[message.kind] || "something needs your attention";
-      const side = message.kind !== "face_checks_off" && SIDES[message.side] ? ` (${SIDES[message.side]})` : "";
-      notice(`Alert: ${what}${side}. Acknowledge it on the dashboard.`, "warning");
+      const sides = SIDES();
+      const what = message.label || ALERTS()[message.kind] || gettext("something needs your attention");
+      const side = message.kind !== "face_checks_off" && sides[message.side] ? ` (${sides[message.side]})` : "";
+      notice(interpolate(gettext("Alert: %(what)s. Acknowledge it on the dashboard."), { what: `${what}${side}` }), "warning");
     }
     else if (message.type === "ended") {
       state = { ...state, status: "ended", end_reason: message.reason };
       render();
-      notice(END_REASONS[message.reason] || END_REASONS.completed, "info");
+      const reasons = END_REASONS();
+      notice(reasons[message.reason] || reasons.completed, "info");
     }
   },
   onClosed(code, final) {
-    if (code === 4410) mediaStatus.textContent = "The call has ended.";
-    else if (final) mediaStatus.textContent = "Live view closed. Reload the page to try again.";
-    else mediaStatus.textContent = "Connection lost – reconnecting…";
+    if (code === 4410) mediaStatus.textContent = gettext("The call has ended.");
+    else if (final) mediaStatus.textContent = gettext("Live view closed. Reload the page to try again.");
+    else mediaStatus.textContent = gettext("Connection lost – reconnecting…");
   },
 }, { iceServers });
 
@@ -116,7 +132,7 @@ soundButton.addEventListener("click", () => {
   const on = soundButton.getAttribute("aria-pressed") !== "true";
   for (const video of Object.values(videos)) { video.muted = !on; video.play().catch(() => {}); }
   soundButton.setAttribute("aria-pressed", String(on));
-  soundButton.textContent = on ? "Turn sound off" : "Turn sound on";
+  soundButton.textContent = on ? gettext("Turn sound off") : gettext("Turn sound on");
 });
 
 window.pvMonitor = peer; // for tests and troubleshooting (getStats)

@@ -16,22 +16,27 @@ const qualityEl = document.getElementById("call-quality");
 const qualityHint = document.getElementById("call-quality-hint");
 const otherMutedEl = document.getElementById("other-muted");
 const iceServers = JSON.parse(document.getElementById("ice-servers").textContent || "[]");
-const other = root.dataset.other;
+// The whole sentence per side, so that each language can word it its own way.
+function waitingToJoin() {
+  return root.dataset.role === "family"
+    ? gettext("Waiting for the prison to join…")
+    : gettext("Waiting for the family to join…");
+}
 
 const FINAL_CLOSES = {
-  4401: "You are signed out. Sign in again to join the call.",
-  4403: "This call is not yours.",
-  4404: "This call does not exist.",
-  4409: "The call is not open yet.",
-  4410: "The call has ended.",
-  4412: "This call is open in another window or on another device. Close this one.",
+  4401: gettext("You are signed out. Sign in again to join the call."),
+  4403: gettext("This call is not yours."),
+  4404: gettext("This call does not exist."),
+  4409: gettext("The call is not open yet."),
+  4410: gettext("The call has ended."),
+  4412: gettext("This call is open in another window or on another device. Close this one."),
 };
 const END_REASONS = {
-  completed: "The call has ended.",
-  time_up: "Time is up: the call has ended.",
-  terminated: "Prison staff ended the call.",
-  revoked: "The call was ended because an approval was withdrawn.",
-  failed: "The call could not continue.",
+  completed: gettext("The call has ended."),
+  time_up: gettext("Time is up: the call has ended."),
+  terminated: gettext("Prison staff ended the call."),
+  revoked: gettext("The call was ended because an approval was withdrawn."),
+  failed: gettext("The call could not continue."),
 };
 
 const call = { pc: null, ws: null, stream: null, state: null, offset: 0, finished: false, left: false, retries: 0 };
@@ -53,8 +58,8 @@ async function startCamera() {
     return true;
   } catch (error) {
     say(error && error.name === "NotAllowedError"
-      ? "Your browser is blocking the camera or microphone. Allow them, then reload this page."
-      : "We could not start your camera or microphone. Check they are connected, then reload this page.");
+      ? gettext("Your browser is blocking the camera or microphone. Allow them, then reload this page.")
+      : gettext("We could not start your camera or microphone. Check they are connected, then reload this page."));
     return false;
   }
 }
@@ -86,7 +91,7 @@ function connect() {
     // Dropped: rejoin while time remains. The server keeps the timer running.
     call.retries += 1;
     const delay = Math.min(10, 2 ** Math.min(call.retries, 4)) * 1000;
-    say(`Connection lost. Reconnecting…`);
+    say(gettext("Connection lost. Reconnecting…"));
     setTimeout(() => { if (!call.finished && !call.left) connect(); }, delay);
   });
 }
@@ -103,14 +108,14 @@ function handle(message) {
       if (call.pc) call.pc.setRemoteDescription({ type: "answer", sdp: message.sdp }).catch(() => restartPeer());
       break;
     case "warning":
-      alertText(`${message.minutes_left} minute${message.minutes_left === 1 ? "" : "s"} left.`, "warning");
+      alertText(interpolate(ngettext("%s minute left.", "%s minutes left.", message.minutes_left), [message.minutes_left]), "warning");
       break;
-    case "message": alertText(`Message from prison staff: ${message.text}`, "info"); break;
+    case "message": alertText(interpolate(gettext("Message from prison staff: %s"), [message.text]), "info"); break;
     case "ended": {
       // The state just before says why staff ended it, when they did (end_note).
       const note = call.state && call.state.end_note;
       const text = END_REASONS[message.reason] || END_REASONS.completed;
-      finish(message.reason === "terminated" && note ? `${text} Reason given: ${note}` : text);
+      finish(message.reason === "terminated" && note ? interpolate(gettext("%(text)s Reason given: %(note)s"), { text, note }, true) : text);
       break;
     }
     case "error":
@@ -134,12 +139,12 @@ function onState(state) {
   if (state.status === "ended") return;
   if (state.status === "paused") {
     say(state.pause_reason === "unapproved_face"
-      ? "Call paused: someone who is not approved for this call is on camera. It resumes when only approved people are in view."
-      : "Call paused by prison staff.");
+      ? gettext("Call paused: someone who is not approved for this call is on camera. It resumes when only approved people are in view.")
+      : gettext("Call paused by prison staff."));
   } else if (!otherHere) {
-    say(`Waiting for ${other} to join…`);
+    say(waitingToJoin());
   } else {
-    say(state.status === "live" ? "You are connected." : `Waiting for ${other}…`);
+    say(state.status === "live" ? gettext("You are connected.") : waitingToJoin());
   }
   if (!call.pc) startPeer();
   tick();
@@ -148,7 +153,7 @@ function onState(state) {
 function tick() {
   const state = call.state;
   if (!state || !state.ends_at || state.status === "ended") {
-    countdownEl.textContent = state && state.status === "waiting" ? "Not started" : "--:--";
+    countdownEl.textContent = state && state.status === "waiting" ? gettext("Not started") : "--:--";
     return;
   }
   if (state.status === "paused") return; // paused time is given back: the clock stops
@@ -217,11 +222,11 @@ function finish(text) {
 }
 
 leaveButton.addEventListener("click", () => {
-  if (!window.confirm("Leave the call? You can rejoin while there is time left.")) return;
+  if (!window.confirm(gettext("Leave the call? You can rejoin while there is time left."))) return;
   call.left = true;
   send({ type: "leave" });
   closePeer();
-  say("You have left the call.");
+  say(gettext("You have left the call."));
   leaveButton.hidden = true;
   rejoinButton.hidden = false;
   backLink.hidden = false;
@@ -234,13 +239,13 @@ function setMuted(muted) {
   call.muted = muted;
   if (call.stream) for (const track of call.stream.getAudioTracks()) track.enabled = !muted;
   muteButton.setAttribute("aria-pressed", String(muted));
-  muteButton.textContent = muted ? "Turn microphone on" : "Turn microphone off";
+  muteButton.textContent = muted ? gettext("Turn microphone on") : gettext("Turn microphone off");
   send({ type: "mute", muted });
 }
 muteButton.addEventListener("click", () => setMuted(!call.muted));
 
 // A simple connection-quality indicator from getStats(): good, poor or reconnecting.
-const QUALITY = { good: "Good connection", poor: "Poor connection", reconnecting: "Reconnecting…", unknown: "Checking connection…" };
+const QUALITY = { good: gettext("Good connection"), poor: gettext("Poor connection"), reconnecting: gettext("Reconnecting…"), unknown: gettext("Checking connection…") };
 let lastStats = null;
 function showQuality(quality) {
   qualityEl.dataset.quality = quality;
@@ -292,7 +297,7 @@ if (fullscreenButton) {
 
 (async () => {
   if (await startCamera()) {
-    say("Connecting…");
+    say(gettext("Connecting…"));
     connect();
   }
 })();

@@ -4,6 +4,19 @@
 // muted view of both sides through a monitor peer, at most WATCH_MAX at a time.
 import { MonitorPeer } from "./monitor-peer.js";
 
+// Words from Django's JavaScript catalogue (jsi18n, in the page's language), looked up
+// when they are shown: English if the catalogue has not loaded, and the page still works.
+function gettext(text) {
+  return window.gettext ? window.gettext(text) : text;
+}
+function ngettext(singular, plural, count) {
+  if (window.ngettext) return window.ngettext(singular, plural, count);
+  return count === 1 ? singular : plural;
+}
+function interpolate(format, values) {
+  return format.replace(/%\((\w+)\)s/g, (_, name) => String(values[name]));
+}
+
 const grid = document.getElementById("call-grid");
 const statusLine = document.getElementById("connection-status");
 const alertsList = document.getElementById("alerts");
@@ -29,7 +42,7 @@ function timeLeft(endsAt) {
   const seconds = Math.max(0, Math.round((Date.parse(endsAt) - Date.now()) / 1000));
   const m = Math.floor(seconds / 60);
   const s = String(seconds % 60).padStart(2, "0");
-  return `${m}:${s} left`;
+  return interpolate(gettext("%(time)s left"), { time: `${m}:${s}` });
 }
 
 function renderTile(data) {
@@ -38,12 +51,12 @@ function renderTile(data) {
   const time = el("p", "tile-time");
   time.append(el("strong", "", data.starts_label), ` · ${data.terminal}`);
   const who = el("p", "tile-who", data.prisoner);
-  who.append(el("br"), el("span", "muted", `with ${data.visitor}`));
+  who.append(el("br"), el("span", "muted", interpolate(gettext("with %(visitor)s"), { visitor: data.visitor })));
   const status = el("p", "tile-status");
   const tag = el("span", data.pause_reason ? "tag tag-warn" : "tag", data.status_label || data.status);
   tag.dataset.status = data.status;
   status.append(tag);
-  if (data.is_test) status.append(" ", el("span", "tag", "test call"));
+  if (data.is_test) status.append(" ", el("span", "tag", gettext("test call")));
   if (data.column === "live" || data.column === "paused") {
     const left = el("span", "time-left", timeLeft(data.ends_at));
     left.dataset.endsAt = data.ends_at || "";
@@ -53,14 +66,14 @@ function renderTile(data) {
   if (data.call) {
     li.dataset.call = data.call;
     const actions = el("p", "tile-actions");
-    const open = el("a", "tile-open", "Open call");
+    const open = el("a", "tile-open", gettext("Open call"));
     open.href = `${grid.dataset.callsUrl}${data.call}/`;
-    open.append(el("span", "visually-hidden", ` of ${data.prisoner}`));
+    open.append(el("span", "visually-hidden", ` ${interpolate(gettext("of %(prisoner)s"), { prisoner: data.prisoner })}`));
     actions.append(open);
     const watchable = data.column === "live" || data.column === "paused";
     if (canControl && watchable) {
       const watching = watches.has(data.call);
-      const button = el("button", "button button-small", watching ? "Stop watching" : "Watch");
+      const button = el("button", "button button-small", watching ? gettext("Stop watching") : gettext("Watch"));
       button.type = "button";
       button.setAttribute("aria-pressed", String(watching));
       button.addEventListener("click", () => toggleWatch(data.call));
@@ -88,12 +101,13 @@ function toggleWatch(callId) {
     if (watches.size >= WATCH_MAX) stopWatch(watches.keys().next().value); // oldest first
     const box = el("div", "tile-videos");
     const videos = {};
+    const labels = { family: gettext("Video of the family"), prisoner: gettext("Video of the prisoner") };
     for (const side of ["family", "prisoner"]) {
       const video = el("video");
       video.muted = true;
       video.autoplay = true;
       video.playsInline = true;
-      video.setAttribute("aria-label", `Video of the ${side}`);
+      video.setAttribute("aria-label", labels[side]);
       videos[side] = video;
       box.append(video);
     }
@@ -151,23 +165,23 @@ function renderAlerts() {
     const group = el("li", "alert-group");
     group.dataset.alertCall = callId;
     const heading = el("h3", "alert-call");
-    const link = el("a", "", first.call_label || "Open call");
+    const link = el("a", "", first.call_label || gettext("Open call"));
     link.href = first.call_url || `${grid.dataset.callsUrl}${callId}/`;
     heading.append(link);
-    if (first.call_ended) heading.append(" ", el("span", "tag", "call ended"));
+    if (first.call_ended) heading.append(" ", el("span", "tag", gettext("call ended")));
     const list = el("ul", "alert-list");
     for (const alert of alerts) {
       const li = el("li", "alert-item");
       li.dataset.alert = alert.id;
-      li.append(el("strong", "", alert.label), ` at ${alert.time_label} `);
+      li.append(el("strong", "", alert.label), ` ${interpolate(gettext("at %(time)s"), { time: alert.time_label })} `);
       if (alert.snapshot_url) {
         const img = el("img", "alert-snapshot");
         img.src = alert.snapshot_url;
-        img.alt = "Snapshot of the unapproved face";
+        img.alt = gettext("Snapshot of the unapproved face");
         li.append(img);
       }
       if (canControl) {
-        const button = el("button", "button button-small", "Acknowledge");
+        const button = el("button", "button button-small", gettext("Acknowledge"));
         button.type = "button";
         button.addEventListener("click", () => send({ type: "ack", alert: alert.id }));
         li.append(button);
@@ -177,7 +191,8 @@ function renderAlerts() {
     group.append(heading, list);
     if (canControl && (alerts.length > 1 || first.call_ended)) {
       const all = el("button", "button button-secondary button-small",
-        alerts.length > 1 ? `Acknowledge all ${alerts.length} alerts of this call` : "Acknowledge this call's alert");
+        interpolate(ngettext("Acknowledge this call's alert", "Acknowledge all %(counter)s alerts of this call", alerts.length),
+          { counter: alerts.length }));
       all.type = "button";
       all.addEventListener("click", () => { for (const a of alerts) send({ type: "ack", alert: a.id }); });
       group.append(all);
@@ -185,7 +200,7 @@ function renderAlerts() {
     items.push(group);
   }
   if (!items.length) {
-    const none = el("li", "muted", "No alerts.");
+    const none = el("li", "muted", gettext("No alerts."));
     none.dataset.empty = "";
     items.push(none);
   }
@@ -224,7 +239,7 @@ function connect() {
   socket = new WebSocket(`${scheme}://${location.host}${grid.dataset.socket}`);
   socket.addEventListener("open", () => {
     retry = 0;
-    statusLine.textContent = "Live updates connected";
+    statusLine.textContent = gettext("Live updates connected");
     statusLine.className = "connection-status ok";
     clearInterval(heartbeatTimer);
     heartbeatTimer = setInterval(() => send({ type: "heartbeat" }), 5000);
@@ -233,13 +248,13 @@ function connect() {
   socket.addEventListener("close", (event) => {
     clearInterval(heartbeatTimer);
     if (event.code === 4401 || event.code === 4403) {
-      statusLine.textContent = "You are no longer allowed to see this dashboard. Sign in again.";
+      statusLine.textContent = gettext("You are no longer allowed to see this dashboard. Sign in again.");
       statusLine.className = "connection-status error";
       return;
     }
     retry = Math.min(retry + 1, 6);
     const delay = 500 * 2 ** (retry - 1);
-    statusLine.textContent = "Connection lost – reconnecting…";
+    statusLine.textContent = gettext("Connection lost – reconnecting…");
     statusLine.className = "connection-status error";
     setTimeout(connect, delay);
   });

@@ -11,15 +11,15 @@ function explain(error) {
   switch (error && error.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return "Your browser is blocking the camera or microphone. Allow them for this site (look for the camera icon in the address bar), then choose “Try again”.";
+      return gettext("Your browser is blocking the camera or microphone. Allow them for this site (look for the camera icon in the address bar), then choose “Try again”.");
     case "NotFoundError":
     case "OverconstrainedError":
-      return "We could not find a camera or microphone. Plug one in or use a phone or tablet with a camera, then choose “Try again”.";
+      return gettext("We could not find a camera or microphone. Plug one in or use a phone or tablet with a camera, then choose “Try again”.");
     case "NotReadableError":
     case "AbortError":
-      return "Another app is using your camera or microphone. Close it, then choose “Try again”.";
+      return gettext("Another app is using your camera or microphone. Close it, then choose “Try again”.");
     default:
-      return "Your browser cannot use a camera here. Try an up-to-date Chrome, Edge, Firefox or Safari.";
+      return gettext("Your browser cannot use a camera here. Try an up-to-date Chrome, Edge, Firefox or Safari.");
   }
 }
 
@@ -42,7 +42,7 @@ function showLevel(stream) {
 
 async function check() {
   retry.hidden = true;
-  statusEl.textContent = "Checking your camera and microphone…";
+  statusEl.textContent = gettext("Checking your camera and microphone…");
   statusEl.className = "precall-status";
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
     fail(new Error("unsupported"));
@@ -59,7 +59,7 @@ async function check() {
       return;
     }
     showLevel(stream);
-    statusEl.textContent = section.dataset.okText + " Speak to see the microphone level move.";
+    statusEl.textContent = section.dataset.okText + " " + gettext("Speak to see the microphone level move.");
     statusEl.className = "precall-status precall-ok";
     join.disabled = false;
     // The call page asks for the devices again; release them here.

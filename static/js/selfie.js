@@ -37,7 +37,7 @@ function setup(container) {
       camera.hidden = false;
       video.hidden = true;
       takeButton.hidden = true;
-      status.textContent = "We could not use your camera. Choose a photo below instead.";
+      status.textContent = gettext("We could not use your camera. Choose a photo below instead.");
       return false;
     }
     video.srcObject = stream;
@@ -46,7 +46,7 @@ function setup(container) {
     preview.hidden = true;
     takeButton.hidden = false;
     retakeButton.hidden = true;
-    status.textContent = "Camera ready.";
+    status.textContent = gettext("Camera ready.");
     return true;
   }
 
@@ -54,7 +54,7 @@ function setup(container) {
     const width = video.videoWidth;
     const height = video.videoHeight;
     if (!width || !height) {
-      status.textContent = "The camera is not ready yet. Try again in a moment.";
+      status.textContent = gettext("The camera is not ready yet. Try again in a moment.");
       return;
     }
     canvas.width = width;
@@ -63,7 +63,7 @@ function setup(container) {
     canvas.toBlob(
       (blob) => {
         if (!blob) {
-          status.textContent = "The selfie could not be taken. Choose a photo below instead.";
+          status.textContent = gettext("The selfie could not be taken. Choose a photo below instead.");
           return;
         }
         const file = new File([blob], "selfie.jpg", { type: "image/jpeg" });
@@ -76,7 +76,7 @@ function setup(container) {
         takeButton.hidden = true;
         retakeButton.hidden = false;
         container.dataset.selfieTaken = "true";
-        status.textContent = "Selfie taken. Send it with the form, or take it again.";
+        status.textContent = gettext("Selfie taken. Send it with the form, or take it again.");
         stop();
       },
       "image/jpeg",

@@ -336,3 +336,37 @@ async def test_a_failed_database_pause_reopens_the_gate_and_resets_the_checker(m
         await checks._on_pause("family", "unapproved_face", b"", {"side": "family"})
     assert relay_call.gate.open and not relay_call.held
     assert FakeChecker.resumed == ["family"]
+
+
+def test_the_plan_counts_the_children_under_the_face_check_age(transactional_db) -> None:  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    from tests.calls.conftest import make_setup
+
+    setup = make_setup()
+    booking = setup.booking
+    establishment = booking.establishment
+    today = faces.timezone.now().astimezone(establishment.tz).date()
+    young = factories.DependantFactory(
+        lead_visitor=booking.lead_visitor, date_of_birth=date(today.year - 5, 1, 1)
+    )
+    older = factories.DependantFactory(
+        lead_visitor=booking.lead_visitor, date_of_birth=date(today.year - 15, 1, 1)
+    )
+    for child in (young, older):
+        booking.visitors.create(dependant=child)
+        enrol(dependant=child)
+    enrol(profile=booking.lead_visitor)
+    call = services.call_open(booking=booking)
+    plan = faces.load_plan(str(call.pk))
+    assert plan is not None and plan.family_checked
+    assert establishment.face_check_children_under == 12  # on by default
+    assert plan.exempt_children == 1
+    assert "12" in faces.children_rule_text(establishment)
+    establishment.face_check_children_under = 16
+    establishment.save()
+    assert faces.load_plan(str(call.pk)).exempt_children == 2  # type: ignore[union-attr]
+    establishment.face_check_children_under = 0  # off: every child is checked
+    establishment.save()
+    assert faces.load_plan(str(call.pk)).exempt_children == 0  # type: ignore[union-attr]
+    assert faces.children_rule_text(establishment) == ""

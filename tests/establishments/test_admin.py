@@ -60,6 +60,7 @@ def establishment_form(**overrides: str) -> dict[str, str]:
         "face_checks_to_confirm": "2",
         "face_checks_per_second": "2",
         "face_auto_resume_seconds": "10",
+        "face_check_children_under": "12",
     }
     for prefix in ("terminals", "visit_sessions", "blocked_dates", "stage_changes"):
         data.update(inline_management(prefix))
