@@ -31,6 +31,7 @@ def test_production_start_up_fails_without_face_key_naming_it() -> None:
         DEBUG="false",
         SECRET_KEY="kq3#v8Lz!pW2mT6yR9sB4nD7fH1jX5cG0aE-uY8iO3wQ2zV6xN",
         ALLOWED_HOSTS="visits.example.org",
+        SITE_URL="https://visits.example.org",
     )
     assert result.returncode != 0
     assert "FACE_ENCRYPTION_KEY" in result.stderr

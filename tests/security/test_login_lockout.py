@@ -132,6 +132,7 @@ def proxy_settings(**env: str) -> list:
         SECRET_KEY="kq3#v8Lz!pW2mT6yR9sB4nD7fH1jX5cG0aE-uY8iO3wQ2zV6xN",
         ALLOWED_HOSTS="visits.example.org",
         FACE_ENCRYPTION_KEY="Jk1TrUJ9cXv5o2sYH4mB7nQ8wE3rT6yU1iO0pA9sD2f=",
+        SITE_URL="https://visits.example.org",
         **env,
     )
     output = subprocess.run(
