@@ -122,3 +122,17 @@ def _test_client_login_passes_two_factor(monkeypatch) -> None:  # type: ignore[n
         session.save()
 
     monkeypatch.setattr(ClientMixin, "_login", _login)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer() -> None:
+    """Each test gets its own channel-layer instance.
+
+    channels_redis keeps locks and receive state per instance; a test that times out on a
+    loaded machine while a receive holds a lock leaves it bound to that test's (closed)
+    event loop, and every later test on the same instance then fails with "is bound to a
+    different event loop" — one slow test became a cascade (seen under stress-ng).
+    """
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
