@@ -3,21 +3,29 @@ and they reach it without importing `monitoring` (the top floor)."""
 
 from __future__ import annotations
 
-import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITERS = ("identity", "bookings", "calls", "monitoring")
 
 
+_FROM = re.compile(r"^[ \t]*from[ \t]+([\w.]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n]+)", re.M)
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
+
+
 def _imports(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    # Read as text, not with ast.parse: CPython 3.11.7's AST constructor sometimes raised
+    # "SystemError: AST constructor recursion depth mismatch" on a loaded machine.
+    text = path.read_text()
     found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module:
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
+    for module, names in _FROM.findall(text):
+        for name in names.strip("()").replace("\n", ",").split(","):
+            name = name.split("#")[0].split(" as ")[0].strip()
+            if name:
+                found.add(f"{module}.{name}")
+    for modules in _IMPORT.findall(text):
+        found.update(m.split(" as ")[0].strip() for m in modules.split(",") if m.strip())
     return found
 
 
