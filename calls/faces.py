@@ -15,6 +15,12 @@ its decisions into the call's state:
 - staff resume the call (paused → live from the database while the checker still
   holds a face pause) → ``checker.staff_resume()`` so both agree.
 
+Children's rule (``Establishment.face_check_children_under``, issue 16): dependants on
+the booking younger than that on the day of the call are not face-checked; the checker
+lets that many unrecognised faces be while someone approved (the lead visitor) is in
+view (see calls/facecheck/decision.py). :func:`children_rule_text` is the sentence the
+booking and pre-call pages show the family.
+
 People verified by hand (no consent to face matching) have no encoding. When the
 booking includes such a person the family side is not checked at all for that call
 (otherwise they would pause it as a stranger); the prisoner side is still checked when
@@ -34,6 +40,8 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import ngettext
 
 from calls.facecheck import FAMILY, PRISONER, FaceChecker, shared_pool
 from purplevisits.realtime import call_group
@@ -61,6 +69,7 @@ class FacePlan:
     prisoner: np.ndarray | None = None
     family_checked: bool = True
     unenrolled: int = 0  # people on the booking without an encoding (verified by hand)
+    exempt_children: int = 0  # dependants under the establishment's face-check age
 
 
 def load_plan(call_id: str) -> FacePlan | None:
@@ -77,7 +86,7 @@ def load_plan(call_id: str) -> FacePlan | None:
     if call is None:
         return None
     booking = call.booking
-    rows = list(booking.visitors.all())
+    rows = list(booking.visitors.select_related("dependant"))
     enrolled_profiles = set(
         FaceEnrolment.objects.filter(
             profile_id__in=[r.profile_id for r in rows if r.profile_id]
@@ -100,7 +109,32 @@ def load_plan(call_id: str) -> FacePlan | None:
         prisoner=prisoner_encoding(booking.prisoner),
         family_checked=unenrolled == 0,
         unenrolled=unenrolled,
+        exempt_children=exempt_children(booking.establishment, [r.dependant for r in rows]),
     )
+
+
+def exempt_children(establishment: Establishment, dependants: list[Any]) -> int:
+    """How many of ``dependants`` (None entries ignored) are under the establishment's
+    face-check age today (the establishment's local date)."""
+    under = int(establishment.face_check_children_under or 0)
+    if not under:
+        return 0
+    today = timezone.now().astimezone(establishment.tz).date()
+    return sum(1 for d in dependants if d is not None and d.age_on(today) < under)
+
+
+def children_rule_text(establishment: Establishment) -> str:
+    """What the family is told at booking and on the pre-call page ("" when off)."""
+    under = int(establishment.face_check_children_under or 0)
+    if not under:
+        return ""
+    return ngettext(
+        "Children under %(age)d are not face-checked on the call. The adult who booked "
+        "must stay in view while they are on camera.",
+        "Children under %(age)d are not face-checked on the call. The adult who booked "
+        "must stay in view while they are on camera.",
+        under,
+    ) % {"age": under}
 
 
 def _record_checks_off(call_id: str) -> None:
@@ -183,6 +217,7 @@ class CallFaceChecks:
                 approved_encodings=plan.approved,
                 prisoner_encoding=plan.prisoner,
                 check_family=plan.family_checked,
+                exempt_children=plan.exempt_children,
                 on_pause=self._on_pause,
                 on_resume=self._on_resume,
                 label=self.call_id,
@@ -306,4 +341,12 @@ def attach_face_checks(relay_call: RelayCall) -> None:
     CallFaceChecks(relay_call).begin()
 
 
-__all__ = ["PRISONER", "CallFaceChecks", "FacePlan", "attach_face_checks", "load_plan"]
+__all__ = [
+    "PRISONER",
+    "CallFaceChecks",
+    "FacePlan",
+    "attach_face_checks",
+    "children_rule_text",
+    "exempt_children",
+    "load_plan",
+]

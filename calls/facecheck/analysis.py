@@ -6,20 +6,32 @@ the previous check) and gets back a :class:`CheckResult`.
 
 One check:
 
-1. downscale the frame to ``detect_width`` and run dlib's HOG detector with
+0. if the picture has not changed since the last full detection (8 x 8 pixel block
+   means of the grey image, none moved by more than ``unchanged_max``), every face in
+   it was approved and fewer than ``full_every`` checks were skipped in a row, the
+   previous tracks stand and nothing else runs (≈ 1 ms);
+1. scale the frame to ``detect_width`` (down, or up for a small phone stream, so a
+   40 px face in a 320 px stream is found) and run dlib's HOG detector with
    ``upsample 0`` (face_recognition's default upsample 1 is 4-5x slower);
 2. associate each detection with a track of the previous check (greedy IoU);
-3. encode only the faces that need it — new tracks, tracks not yet known to be
-   approved, and approved tracks due for re-verification — on the full transport
-   resolution (a better face chip than the detection image gives);
-   A tracked face is also encoded again when its aligned face chip (5 landmarks, 0.6 ms)
+3. encode only the faces that need it — new tracks, tracks still ``unknown``, and
+   approved tracks due for re-verification — on the full transport resolution (a
+   better face chip than the detection image gives). A tracked face (approved or
+   unapproved) is encoded again only when its aligned face chip (5 landmarks, 0.6 ms)
    no longer looks like the chip of its last encoding, so a person replaced by
-   another in the same spot between two checks is caught at once;
-4. compare with the approved encodings (``face_distance`` ≤ tolerance → approved).
+   another in the same spot between two checks is caught at once, while an
+   unapproved face is confirmed by the next check without a second encoding;
+4. compare with the approved encodings, nearest first: ``distance ≤ tolerance`` →
+   approved; within ``unknown_band`` above the tolerance → ``unknown`` (reason
+   ``band``: encoded again next check); further → unapproved.
 
-A detection is not encoded (status ``unknown``) when it is weak or cut by the edge of
-the frame: those encodings are unreliable, and a family must not be paused because a
-child's half-face at the border looked like a stranger.
+A new detection is not encoded (status ``unknown``) when it is weak (reason ``weak``)
+or cut by the edge of the frame (reason ``edge``): those encodings are unreliable.
+A track that was approved keeps that status while it is cut by the edge (the family
+member leaning out of shot); one that was unapproved keeps that. The decision
+(:mod:`calls.facecheck.decision`) treats an ``edge`` face that stays unknown for
+longer than ``linger_seconds`` as unapproved. A track that was approved and drifts
+into the band stays approved.
 """
 
 from __future__ import annotations
@@ -37,6 +49,11 @@ Box = tuple[int, int, int, int]
 APPROVED = "approved"
 UNAPPROVED = "unapproved"
 UNKNOWN = "unknown"
+
+# Why a face is unknown.
+WEAK = "weak"  # a weak detection (may not be a face at all): never counts against anyone
+EDGE = "edge"  # cut by the frame's edge: counts as unapproved if it lingers
+BAND = "band"  # encoded, just above the tolerance: encoded again, never counts
 
 # Frames wider than this are downscaled in the relay before they are sent to a worker.
 TRANSPORT_WIDTH = 640
@@ -58,6 +75,10 @@ class Track:
     # Small aligned grey face chip from the last encoding: if the face in the track stops
     # looking like it (another person sat down in the same spot), it is encoded again.
     chip: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # For an unknown track: WEAK, EDGE or BAND.
+    reason: str = ""
+    # The track has been approved at some encoding (a drift into the band keeps it so).
+    approved_before: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,7 @@ class CheckJob:
     tracks: tuple[Track, ...]
     approved: np.ndarray  # N x 128 float64 (N may be 0: then every face is unapproved)
     tolerance: float = 0.6
-    detect_width: int = 480
+    detect_width: int = 800
     next_track_id: int = 1
     # Re-encode an approved track after this many checks, as a backstop to the chip
     # comparison below; at most one such re-verification per check, so its cost is
@@ -83,6 +104,16 @@ class CheckJob:
     # Measured: the same face moved or rescaled ≥ 0.98; another photo of the same
     # person ~0.5; other people 0.25-0.75.
     same_face_min: float = 0.85
+    # Above the tolerance by less than this: unknown (encoded again), not unapproved.
+    unknown_band: float = 0.04
+    # An unapproved track nearer than tolerance + this is encoded again at each check
+    # (a second opinion); further ones are confirmed from their face chip alone.
+    near_margin: float = 0.1
+    # Skip detection while the picture is unchanged (see the module docstring).
+    previous_thumb: np.ndarray | None = field(default=None, compare=False, repr=False)
+    since_full: int = 0
+    full_every: int = 4
+    unchanged_max: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -97,7 +128,12 @@ class CheckResult:
     detect_ms: float = 0.0
     encode_ms: float = 0.0
     total_ms: float = 0.0
+    cpu_ms: float = 0.0  # CPU time of the worker process for this check
     worker_pid: int = 0
+    # Detection skipped: the picture had not changed and every face in it was approved.
+    skipped: bool = False
+    thumb: np.ndarray | None = field(default=None, compare=False, repr=False)
+    since_full: int = 0
 
     def seen(self, status: str) -> list[Track]:
         """Tracks detected in this check with ``status``."""
@@ -117,15 +153,34 @@ def check_image(image: object) -> np.ndarray:
 
 
 def _downscale(image: np.ndarray, width: int) -> tuple[np.ndarray, float]:
-    """(image at most ``width`` wide, factor transport/detect)."""
+    """(image scaled to ``width`` wide, factor transport/detect).
+
+    Frames narrower than ``width`` (a 320x240 phone stream) are scaled up: HOG finds
+    faces from ~80 px in the image it scans, so this is what finds a 40-60 px face in
+    a small stream, at the cost of a ``width``-wide frame.
+    """
     height, current = image.shape[:2]
-    if current <= width:
+    if current == width:
         return image, 1.0
     from PIL import Image
 
     new_height = max(1, round(height * width / current))
-    small = Image.fromarray(image).resize((width, new_height), Image.Resampling.BILINEAR)
-    return np.asarray(small), current / width
+    resized = Image.fromarray(image).resize((width, new_height), Image.Resampling.BILINEAR)
+    return np.asarray(resized), current / width
+
+
+def thumbnail(image: np.ndarray) -> np.ndarray:
+    """Grey means of 8 x 8 pixel blocks (float32): what "the picture changed" compares."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    grey = Image.fromarray(image).convert("L")
+    small = grey.resize((max(1, width // 8), max(1, height // 8)), Image.Resampling.BOX)
+    return np.asarray(small, dtype=np.float32)
+
+
+def unchanged(a: np.ndarray | None, b: np.ndarray, limit: float) -> bool:
+    return a is not None and a.shape == b.shape and float(np.max(np.abs(a - b))) <= limit
 
 
 def iou(a: Box, b: Box) -> float:
@@ -164,13 +219,13 @@ def associate(previous: tuple[Track, ...], boxes: list[Box], threshold: float) -
 
 def _detect(
     small: np.ndarray, scale: float, size: tuple[int, int], *, min_score: float, max_outside: float
-) -> list[tuple[Box, bool]]:
-    """[(box in transport pixels, good enough to encode)] for each face found."""
+) -> list[tuple[Box, bool, str]]:
+    """[(box in transport pixels, good enough to encode, why not)] for each face found."""
     from face_recognition.api import face_detector
 
     width, height = size
     rects, scores, _kinds = face_detector.run(small, 0, 0.0)
-    found: list[tuple[Box, bool]] = []
+    found: list[tuple[Box, bool, str]] = []
     for rect, score in zip(rects, scores, strict=True):
         raw = (
             round(rect.top() * scale),
@@ -184,7 +239,9 @@ def _detect(
         if inside == 0:
             continue
         outside = 1 - inside / raw_area
-        found.append((box, score >= min_score and outside <= max_outside))
+        # Cut by the edge first: a partial face scores low, and is still someone there.
+        why = EDGE if outside > max_outside else WEAK if score < min_score else ""
+        found.append((box, not why, why))
     return found
 
 
@@ -213,15 +270,37 @@ def analyse(job: CheckJob) -> CheckResult:
     import face_recognition
 
     started = time.perf_counter()
+    cpu_started = time.process_time()
     image = check_image(job.image)
     height, width = image.shape[:2]
+    thumb = thumbnail(image)
+    visible = [t for t in job.tracks if t.missed == 0]
+    if (
+        job.since_full + 1 < job.full_every
+        and all(t.status == APPROVED for t in job.tracks)
+        and unchanged(job.previous_thumb, thumb, job.unchanged_max)
+    ):
+        done = time.perf_counter()
+        return CheckResult(
+            tracks=tuple(job.tracks),
+            next_track_id=job.next_track_id,
+            detected=tuple(t.id for t in visible),
+            encoded=(),
+            image_size=(width, height),
+            total_ms=(done - started) * 1000,
+            cpu_ms=(time.process_time() - cpu_started) * 1000,
+            worker_pid=os.getpid(),
+            skipped=True,
+            thumb=job.previous_thumb,
+            since_full=job.since_full + 1,
+        )
     small, scale = _downscale(image, max(16, job.detect_width))
     detections = _detect(
         small, scale, (width, height), min_score=job.min_score, max_outside=job.max_outside
     )
     detected_at = time.perf_counter()
 
-    boxes = [box for box, _good in detections]
+    boxes = [box for box, _good, _why in detections]
     matched = associate(job.tracks, boxes, job.iou_threshold)
     next_id = job.next_track_id
     current: list[Track] = []
@@ -234,7 +313,7 @@ def analyse(job: CheckJob) -> CheckResult:
         if track.status == APPROVED and track.since_encode + 1 >= job.reverify_every
     ]
     reverify = max(due, key=lambda t: t.since_encode).id if due else None
-    for index, (box, good) in enumerate(detections):
+    for index, (box, good, why) in enumerate(detections):
         previous = matched.get(index)
         chip = face_chip(image, box) if good else None
         if previous is None:
@@ -249,18 +328,38 @@ def analyse(job: CheckJob) -> CheckResult:
                 since_encode=previous.since_encode + 1,
                 distance=previous.distance,
                 chip=previous.chip,
+                reason=previous.reason,
+                approved_before=previous.approved_before,
             )
-            needs = (
-                track.status != APPROVED
-                or track.id == reverify
-                or same_face(chip, previous.chip) < job.same_face_min
-            )
+            if previous.status in (APPROVED, UNAPPROVED):
+                # Known either way: encoded again only if the face looks different
+                # (or, approved, for the periodic re-verification). A known track cut
+                # by the edge keeps its status: its chip cannot be compared.
+                needs = good and (
+                    track.id == reverify
+                    or same_face(chip, previous.chip) < job.same_face_min
+                    # Unapproved but near the tolerance: a second opinion before a pause.
+                    or (
+                        previous.status == UNAPPROVED
+                        and (previous.distance or 0.0) < job.tolerance + job.near_margin
+                    )
+                )
+            else:
+                needs = True
         if needs and good and chip is not None:
             chips[len(current)] = chip
             to_encode.append(len(current))
         elif needs:
-            # A weak or cut-off face says nothing either way: never unapproved on it.
-            track = Track(id=track.id, box=box, status=UNKNOWN, since_encode=track.since_encode)
+            # A weak or cut-off new face says nothing either way: unknown, with why.
+            track = Track(
+                id=track.id,
+                box=box,
+                status=UNKNOWN,
+                since_encode=track.since_encode,
+                distance=track.distance,
+                reason=why or track.reason,
+                approved_before=track.approved_before,
+            )
         current.append(track)
 
     encodings: dict[int, np.ndarray] = {}
@@ -272,10 +371,17 @@ def analyse(job: CheckJob) -> CheckResult:
         for i, vector in zip(to_encode, vectors, strict=True):
             track = current[i]
             if len(approved):
+                # The nearest of every enrolment (several per person are fine).
                 distance = float(np.min(face_recognition.face_distance(approved, vector)))
             else:
                 distance = float("inf")
-            status = APPROVED if distance <= job.tolerance else UNAPPROVED
+            band = distance < job.tolerance + job.unknown_band
+            if distance <= job.tolerance or (band and track.approved_before):
+                status, reason = APPROVED, ""
+            elif band:
+                status, reason = UNKNOWN, BAND
+            else:
+                status, reason = UNAPPROVED, ""
             current[i] = Track(
                 id=track.id,
                 box=track.box,
@@ -283,6 +389,8 @@ def analyse(job: CheckJob) -> CheckResult:
                 since_encode=0,
                 distance=distance,
                 chip=chips[i],
+                reason=reason,
+                approved_before=track.approved_before or status == APPROVED,
             )
             encodings[track.id] = vector
     encoded_at = time.perf_counter()
@@ -300,6 +408,8 @@ def analyse(job: CheckJob) -> CheckResult:
                     missed=track.missed + 1,
                     distance=track.distance,
                     chip=track.chip,
+                    reason=track.reason,
+                    approved_before=track.approved_before,
                 )
             )
     detected_ids = tuple(t.id for t in current[: len(detections)])
@@ -313,7 +423,10 @@ def analyse(job: CheckJob) -> CheckResult:
         detect_ms=(detected_at - started) * 1000,
         encode_ms=(encoded_at - detected_at) * 1000,
         total_ms=(encoded_at - started) * 1000,
+        cpu_ms=(time.process_time() - cpu_started) * 1000,
         worker_pid=os.getpid(),
+        thumb=thumb,
+        since_full=0,
     )
 
 

@@ -25,6 +25,7 @@ from calls.facecheck.analysis import TRANSPORT_WIDTH, CheckJob, CheckResult, Tra
 from calls.facecheck.decision import Pause, Resume, SideDecision
 from calls.facecheck.pool import FaceCheckPool, WorkerCrashed
 from calls.facecheck.snapshot import snapshot_jpeg
+from purplevisits import metrics
 
 if TYPE_CHECKING:
     from establishments.models import Establishment
@@ -53,6 +54,8 @@ class CheckTiming:
     faces: int
     encoded: int
     error: str = ""
+    cpu_ms: float = 0.0  # CPU time of the analysis in the worker
+    skipped: bool = False  # detection skipped: picture unchanged, every face approved
 
 
 def frame_to_rgb(frame: Any, *, max_width: int = TRANSPORT_WIDTH) -> np.ndarray:
@@ -84,6 +87,9 @@ class _SideState:
     failures: int = 0
     last_image: np.ndarray | None = None
     busy: bool = False
+    # The last full detection's thumbnail and the checks skipped since (unchanged picture).
+    thumb: np.ndarray | None = None
+    since_full: int = 0
 
 
 class FaceChecker:
@@ -104,7 +110,11 @@ class FaceChecker:
         on_pause: OnPause | None = None,
         on_resume: OnResume | None = None,
         detect_width: int | None = None,
-        confirm_gap: float = 0.25,
+        confirm_gap: float = 0.1,
+        unknown_band: float = 0.04,
+        linger_seconds: float = 3.0,
+        skip_unchanged: bool = True,
+        exempt_children: int = 0,
         check_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         label: str = "",
@@ -122,6 +132,8 @@ class FaceChecker:
         self.interval = 1.0 / checks_per_second
         self.detect_width = detect_width
         self.confirm_gap = confirm_gap
+        self.unknown_band = float(unknown_band)
+        self.skip_unchanged = skip_unchanged
         self.check_timeout = check_timeout
         self.on_pause = on_pause
         self.on_resume = on_resume
@@ -136,16 +148,21 @@ class FaceChecker:
                 label,
             )
 
-        def decision() -> SideDecision:
+        def decision(exempt: int = 0) -> SideDecision:
             return SideDecision(
                 checks_to_confirm=checks_to_confirm,
                 auto_resume_seconds=auto_resume_seconds,
                 staff_only_resume=staff_only_resume,
+                linger_seconds=linger_seconds,
+                exempt_faces=exempt,
             )
 
         self._sides: dict[str, _SideState] = {}
         if check_family:
-            self._sides[FAMILY] = _SideState(approved=_stack(approved), decision=decision())
+            # The children's rule applies to the family side only.
+            self._sides[FAMILY] = _SideState(
+                approved=_stack(approved), decision=decision(exempt_children)
+            )
         if prisoner_encoding is not None:
             self._sides[PRISONER] = _SideState(
                 approved=_stack([_as_encoding(prisoner_encoding)]), decision=decision()
@@ -250,7 +267,6 @@ class FaceChecker:
     async def _side_loop(self, side: str) -> None:
         loop = asyncio.get_running_loop()
         wake = self._wake[side]
-        state = self._sides[side]
         next_due = loop.time()
         while not self._stopped:
             await wake.wait()
@@ -264,10 +280,15 @@ class FaceChecker:
                 raise
             except Exception:  # a bug must not end the call's checks
                 logger.exception("Face check %s/%s crashed; continuing.", self.label, side)
-            decision = state.decision
-            confirming = decision.streak > 0 and not decision.paused
-            gap = min(self.interval, self.confirm_gap) if confirming else self.interval
-            next_due = started + gap
+            next_due = started + self.next_gap(side)
+
+    def next_gap(self, side: str) -> float:
+        """Seconds from the start of the last check of ``side`` to the next one: the
+        confirming check comes sooner (``confirm_gap``: the next frames) after a first
+        sighting of an unapproved face."""
+        decision = self._sides[side].decision
+        confirming = decision.streak > 0 and not decision.paused
+        return min(self.interval, self.confirm_gap) if confirming else self.interval
 
     async def check_once(self, side: str) -> CheckResult | None:
         """Check the newest frame of ``side`` now. None if there was none or it failed.
@@ -308,6 +329,9 @@ class FaceChecker:
             tolerance=self.tolerance,
             detect_width=self.detect_width,
             next_track_id=state.next_track_id,
+            unknown_band=self.unknown_band,
+            previous_thumb=state.thumb if self.skip_unchanged else None,
+            since_full=state.since_full,
         )
         try:
             result = await self.pool.run(analyse, job, timeout=self.check_timeout)
@@ -330,6 +354,7 @@ class FaceChecker:
         state.checks += 1
         state.tracks = result.tracks
         state.next_track_id = result.next_track_id
+        state.thumb, state.since_full = result.thumb, result.since_full
         state.last_image = image
         transition = state.decision.observe(self.clock(), result)
         self._record(side, started, t0, result, "", convert_ms)
@@ -356,6 +381,12 @@ class FaceChecker:
             "distance": round(distance, 3) if distance is not None and distance < 1e9 else None,
             "tolerance": self.tolerance,
             "resume": "staff" if self._sides[side].decision.staff_only_resume else "auto",
+            # True: a face cut by the edge / just above the tolerance that stayed for
+            # linger_seconds (not a face confirmed as someone else).
+            "lingered": pause.lingered,
+            # Children's rule: unrecognised faces (the exempt children?) without anyone
+            # approved in view for linger_seconds.
+            "lead_out_of_view": pause.lead_out_of_view,
         }
         logger.info("Face check %s/%s: unapproved face, pausing (%s).", self.label, side, detail)
         if self.on_pause is not None:
@@ -398,8 +429,11 @@ class FaceChecker:
                 faces=len(result.detected) if result else 0,
                 encoded=len(result.encoded) if result else 0,
                 error=error,
+                cpu_ms=result.cpu_ms if result else 0.0,
+                skipped=result.skipped if result else False,
             )
         )
+        metrics.face_check_observed(self.timings[-1].total_ms)  # /metrics
 
 
 def _as_encoding(value: Any) -> np.ndarray:

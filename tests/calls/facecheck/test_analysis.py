@@ -131,12 +131,21 @@ def test_someone_else_in_the_same_spot_is_encoded_at_once(other: str) -> None:
     assert only(result.tracks).status == expected
 
 
-def test_unapproved_tracks_are_encoded_at_every_check() -> None:
+def test_an_unapproved_track_is_confirmed_without_encoding_it_again() -> None:
     image = frame_to_rgb(face_frame("biden.jpg"))
     first = analyse(job(image, "obama.jpg", tracks=()))
     second = analyse(job(image, "obama.jpg", tracks=first.tracks, next_track_id=2))
-    assert second.encoded == (first.tracks[0].id,)
+    assert second.encoded == ()  # far from the tolerance and the same face chip
     assert only(second.tracks).status == UNAPPROVED
+
+
+def test_an_unapproved_track_near_the_tolerance_is_encoded_again() -> None:
+    # biden is 0.84 from obama: with a tolerance of 0.78 that is within near_margin.
+    image = frame_to_rgb(face_frame("biden.jpg"))
+    first = analyse(job(image, "obama.jpg", tracks=(), tolerance=0.78))
+    assert only(first.tracks).status == UNAPPROVED
+    second = analyse(job(image, "obama.jpg", tracks=first.tracks, next_track_id=2, tolerance=0.78))
+    assert second.encoded == (first.tracks[0].id,)
 
 
 def test_three_faces_are_told_apart() -> None:

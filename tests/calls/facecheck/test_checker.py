@@ -384,7 +384,8 @@ async def test_the_scheduler_pauses_on_a_stranger_within_two_checks(face_pool, e
     await checker.stop()
     biden_checks = [t for t in checker.timings if t.at >= switched and not t.error]
     assert len(biden_checks) == 2
-    assert all(t.encoded == 1 for t in biden_checks)
+    # Encoded once; the confirming check (the next frames) reuses the tracked face chip.
+    assert [t.encoded for t in biden_checks] == [1, 0]
 
 
 @pytest.mark.slow

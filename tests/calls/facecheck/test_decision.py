@@ -6,7 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calls.facecheck.analysis import APPROVED, UNAPPROVED, UNKNOWN, CheckResult, Track
+from calls.facecheck.analysis import (
+    APPROVED,
+    BAND,
+    EDGE,
+    UNAPPROVED,
+    UNKNOWN,
+    WEAK,
+    CheckResult,
+    Track,
+)
 from calls.facecheck.decision import Pause, Resume, SideDecision
 
 BOX = (10, 110, 110, 10)
@@ -50,8 +59,8 @@ def test_one_check_of_confirmation_can_be_configured() -> None:
 
 @pytest.mark.parametrize(
     "between",
-    [result(), result(APPROVED), result(UNKNOWN), result(missed=(UNAPPROVED,))],
-    ids=["no face", "approved only", "unknown face", "stranger not detected"],
+    [result(), result(APPROVED), result(APPROVED, UNKNOWN), result(missed=(UNAPPROVED,))],
+    ids=["no face", "approved only", "another face unknown", "another track not detected"],
 )
 def test_a_check_without_an_unapproved_face_resets_the_count(between: CheckResult) -> None:
     decision = SideDecision()
@@ -122,5 +131,67 @@ def test_never_paused_without_two_consecutive_unapproved_checks(seq: list[str]) 
     }
     decision = SideDecision()
     out, _ = run(decision, [result(*statuses[s]) for s in seq])
-    confirmed = any(a == b == "unapproved" for a, b in zip(seq, seq[1:], strict=False))
+    # An unknown sighting of the same track (id 1) between two unapproved ones holds
+    # the count (issue 16); anything else between them resets it.
+    held = [s for s in seq if s != "unknown"]
+    confirmed = any(a == b == "unapproved" for a, b in zip(held, held[1:], strict=False))
     assert any(isinstance(o, Pause) for o in out) == confirmed
+
+
+def unclear(reason: str, track_id: int = 1) -> CheckResult:
+    track = Track(id=track_id, box=BOX, status=UNKNOWN, reason=reason)
+    return CheckResult(tracks=(track,), next_track_id=200, detected=(track_id,), encoded=())
+
+
+@pytest.mark.parametrize(
+    "between",
+    [result(UNKNOWN), result(missed=()), unclear(WEAK)],
+    ids=["same face unknown", "same face not detected", "same face weak"],
+)
+def test_an_unclear_check_of_the_same_face_holds_the_count(between: CheckResult) -> None:
+    decision = SideDecision()
+    missed = CheckResult(
+        tracks=(Track(id=1, box=BOX, status=UNAPPROVED, missed=1),),
+        next_track_id=200,
+        detected=(),
+        encoded=(),
+    )
+    if not between.tracks:
+        between = missed
+    out, _ = run(decision, [result(UNAPPROVED), between, between, result(UNAPPROVED)])
+    assert out[:3] == [None, None, None]
+    assert isinstance(out[3], Pause) and out[3].checks == 2
+
+
+def test_a_face_cut_by_the_edge_for_three_seconds_pauses() -> None:
+    decision = SideDecision(linger_seconds=3.0)
+    out, _ = run(decision, [unclear(EDGE)] * 8)  # 0.5 s apart
+    assert out[:6] == [None] * 6  # up to 2.5 s
+    assert isinstance(out[6], Pause) and out[6].lingered  # at 3.0 s
+
+
+@pytest.mark.parametrize("reason", [WEAK, BAND])
+def test_weak_detections_and_near_misses_never_pause_however_long(reason: str) -> None:
+    decision = SideDecision(linger_seconds=3.0)
+    out, _ = run(decision, [unclear(reason)] * 200)
+    assert all(o is None for o in out)
+
+
+def test_an_unclear_face_that_goes_away_starts_its_time_again() -> None:
+    decision = SideDecision(linger_seconds=3.0)
+    out, _ = run(decision, ([unclear(EDGE)] * 5 + [result()]) * 10)
+    assert all(o is None for o in out)
+
+
+def test_the_childrens_rule_in_the_state_machine() -> None:
+    decision = SideDecision(exempt_faces=1, linger_seconds=3.0)
+    out, now = run(decision, [result(APPROVED, UNAPPROVED)] * 20)
+    assert all(o is None for o in out)  # the child, with the lead visitor
+    out, now = run(decision, [result(UNAPPROVED)] * 8, start=now)  # alone
+    assert out[:6] == [None] * 6
+    assert any(isinstance(o, Pause) and o.lead_out_of_view for o in out)
+    crowd = SideDecision(exempt_faces=1)
+    out, _ = run(crowd, [result(APPROVED, UNAPPROVED, UNAPPROVED)] * 2)
+    assert isinstance(out[1], Pause)
+    with pytest.raises(ValueError):
+        SideDecision(exempt_faces=-1)
