@@ -13,24 +13,38 @@ from tests import factories
 pytestmark = pytest.mark.e2e
 
 
-def test_family_books_a_call_in_chromium_at_phone_width(
-    live_server_url, launch_browser, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
-    establishment = factories.EstablishmentFactory(name="HMP Browserton", code="browserton")
+def _family_of_a_live_prison(  # type: ignore[no-untyped-def]
+    *, name: str, code: str, sessions_end: time, prison_number: str, email: str, legal_name: str
+):
+    """A prison with a session every day from 09:30, one laptop, and an approved family
+    (password ``correct-horse-battery-staple``) connected to one of its prisoners."""
+    establishment = factories.EstablishmentFactory(name=name, code=code)
     for weekday in range(7):
         factories.VisitSessionFactory(
             establishment=establishment,
             weekday=weekday,
             start_time=time(9, 30),
-            end_time=time(10, 0),
+            end_time=sessions_end,
         )
     factories.TerminalFactory(establishment=establishment)
-    prisoner = factories.PrisonerFactory(establishment=establishment, prison_number="A1234BC")
-    user = factories.UserFactory(
-        email="browser.family@example.test", password="correct-horse-battery-staple"
-    )
-    profile = factories.VisitorProfileFactory(user=user, legal_name="Jo Browser")
+    prisoner = factories.PrisonerFactory(establishment=establishment, prison_number=prison_number)
+    user = factories.UserFactory(email=email, password="correct-horse-battery-staple")
+    profile = factories.VisitorProfileFactory(user=user, legal_name=legal_name)
     factories.ConnectionFactory(visitor=profile, prisoner=prisoner)
+    return establishment, prisoner, user, profile
+
+
+def test_family_books_a_call_in_chromium_at_phone_width(
+    live_server_url, launch_browser, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    establishment, prisoner, user, profile = _family_of_a_live_prison(
+        name="HMP Browserton",
+        code="browserton",
+        sessions_end=time(10, 0),
+        prison_number="A1234BC",
+        email="browser.family@example.test",
+        legal_name="Jo Browser",
+    )
     factories.DependantFactory(lead_visitor=profile, first_name="Kim", last_name="Browser")
 
     browser = launch_browser()
@@ -63,21 +77,14 @@ def test_family_books_a_call_in_chromium_at_phone_width(
 def test_family_books_moves_and_cancels_a_call_in_chromium(live_server_url, launch_browser) -> None:  # type: ignore[no-untyped-def]
     """Issue 14: book, then "Change the time" through the portal's list marked for the
     move, then cancel, all through the real pages."""
-    establishment = factories.EstablishmentFactory(name="HMP Moveton", code="moveton")
-    for weekday in range(7):
-        factories.VisitSessionFactory(
-            establishment=establishment,
-            weekday=weekday,
-            start_time=time(9, 30),
-            end_time=time(11, 45),
-        )
-    factories.TerminalFactory(establishment=establishment)
-    prisoner = factories.PrisonerFactory(establishment=establishment, prison_number="A7654DC")
-    user = factories.UserFactory(
-        email="moving.family@example.test", password="correct-horse-battery-staple"
+    establishment, prisoner, user, profile = _family_of_a_live_prison(
+        name="HMP Moveton",
+        code="moveton",
+        sessions_end=time(11, 45),
+        prison_number="A7654DC",
+        email="moving.family@example.test",
+        legal_name="Jo Mover",
     )
-    profile = factories.VisitorProfileFactory(user=user, legal_name="Jo Mover")
-    factories.ConnectionFactory(visitor=profile, prisoner=prisoner)
 
     browser = launch_browser()
     page = browser.new_page(viewport={"width": 360, "height": 720})
