@@ -24,6 +24,18 @@ def uk(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), tzinfo=LONDON)
 
 
+def fill_slot(world: World, starts_at: datetime) -> None:
+    """Every laptop taken at ``starts_at`` by other families' calls (the slot is full)."""
+    for terminal in world.terminals:
+        factories.BookingFactory(
+            connection=factories.ConnectionFactory(
+                prisoner=factories.PrisonerFactory(establishment=world.establishment)
+            ),
+            terminal=terminal,
+            starts_at=starts_at,
+        )
+
+
 def in_group(lead: VisitorProfile, member: VisitorProfile) -> VisitorProfile:
     """``member`` agreed to be in ``lead``'s group (identity.group)."""
     from identity.models import GroupMember, GroupMemberStatus

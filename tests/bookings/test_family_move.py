@@ -19,7 +19,7 @@ from bookings.rules import BookingRefused
 from establishments.models import BlockedDate, RequestMode
 from identity.models import ConnectionStatus, ReviewStatus
 from tests import factories
-from tests.bookings.conftest import in_group, uk
+from tests.bookings.conftest import fill_slot, in_group, uk
 
 pytestmark = pytest.mark.django_db
 
@@ -138,14 +138,7 @@ def test_a_move_keeps_the_rules_of_a_booking(world) -> None:  # type: ignore[no-
 
 def test_a_move_to_a_full_slot_is_refused(world) -> None:  # type: ignore[no-untyped-def]
     booking = book(world)
-    for terminal in world.terminals:
-        factories.BookingFactory(
-            connection=factories.ConnectionFactory(
-                prisoner=factories.PrisonerFactory(establishment=world.establishment)
-            ),
-            terminal=terminal,
-            starts_at=uk(THU, 10, 15),
-        )
+    fill_slot(world, uk(THU, 10, 15))
     refused_move("SLOT_FULL", world, booking, uk(THU, 10, 15))
 
 
@@ -321,14 +314,7 @@ def test_the_portal_without_the_move_marks_the_month_used(client, world) -> None
 
 def test_the_confirm_page_refuses_what_the_move_would(client, world) -> None:  # type: ignore[no-untyped-def]
     booking = book(world)
-    for terminal in world.terminals:
-        factories.BookingFactory(
-            connection=factories.ConnectionFactory(
-                prisoner=factories.PrisonerFactory(establishment=world.establishment)
-            ),
-            terminal=terminal,
-            starts_at=uk(THU, 10, 15),
-        )
+    fill_slot(world, uk(THU, 10, 15))
     client.force_login(world.user)
     url = reverse("bookings:move", args=[booking.reference])
     response = client.get(url, {"slot": NEW_SLOT})

@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from tests import factories
-from tests.bookings.conftest import uk
+from tests.bookings.conftest import fill_slot, uk
 
 pytestmark = pytest.mark.django_db
 
@@ -91,14 +91,7 @@ def test_the_familys_own_call_and_the_prisoners_other_calls(client, world) -> No
 
 
 def test_a_full_slot_is_marked_and_a_restriction_is_said(client, world) -> None:  # type: ignore[no-untyped-def]
-    for terminal in world.terminals:
-        factories.BookingFactory(
-            connection=factories.ConnectionFactory(
-                prisoner=factories.PrisonerFactory(establishment=world.establishment)
-            ),
-            terminal=terminal,
-            starts_at=uk(FRI, 9, 30),
-        )
+    fill_slot(world, uk(FRI, 9, 30))
     content = portal(client, world)
     assert why(content, uk(FRI, 9, 30)) == "fully booked"
     world.prisoner.video_calls_restricted_until = THU

@@ -12,7 +12,7 @@ from bookings.rules import BookingRefused
 from establishments.models import BlockedDate, PrisonerStatus, RequestMode, RolloutStage
 from identity.models import ConnectionStatus, ReviewStatus, VerificationStatus
 from tests import factories
-from tests.bookings.conftest import in_group, uk
+from tests.bookings.conftest import fill_slot, in_group, uk
 from tests.bookings.mail_parts import calendar_of
 
 pytestmark = pytest.mark.django_db
@@ -159,14 +159,7 @@ def test_slot_not_offered(world) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_slot_full_when_every_terminal_is_booked(world) -> None:  # type: ignore[no-untyped-def]
-    for terminal in world.terminals:
-        factories.BookingFactory(
-            connection=factories.ConnectionFactory(
-                prisoner=factories.PrisonerFactory(establishment=world.establishment)
-            ),
-            terminal=terminal,
-            starts_at=uk(WED, 9, 30),
-        )
+    fill_slot(world, uk(WED, 9, 30))
     refused("SLOT_FULL", world)
     # An inactive terminal gives no capacity either.
     world.terminals[0].is_active = False
@@ -419,14 +412,7 @@ def test_staff_move_a_call(world, people) -> None:  # type: ignore[no-untyped-de
 
 def test_move_to_a_full_slot_is_refused(world, people) -> None:  # type: ignore[no-untyped-def]
     booking = book(world)
-    for terminal in world.terminals:
-        factories.BookingFactory(
-            connection=factories.ConnectionFactory(
-                prisoner=factories.PrisonerFactory(establishment=world.establishment)
-            ),
-            terminal=terminal,
-            starts_at=uk(date(2026, 11, 10), 9, 30),
-        )
+    fill_slot(world, uk(date(2026, 11, 10), 9, 30))
     with pytest.raises(BookingRefused) as caught:
         services.booking_move(
             booking=booking,
