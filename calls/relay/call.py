@@ -19,13 +19,13 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc import sdp as aiortc_sdp
-from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from calls.relay.tracks import Gate, OutputTrack
+from calls.relay import forward
+from calls.relay.tracks import EncodedSource, Gate, OutputTrack
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,15 @@ SIDES = ("family", "prisoner")
 OTHER_SIDE = {"family": "prisoner", "prisoner": "family"}
 # What each side sees until the other side's video arrives: the family waits for the
 # prison, the prison laptop for its visitor.
-WAITING_TEXT = {"family": "Waiting for the prison", "prisoner": "Waiting for your visitor"}
+# Burnt into video before anyone's language is known: both languages.
+WAITING_TEXT = {
+    "family": "Waiting for the prison\nYn aros am y carchar",
+    "prisoner": "Waiting for your visitor\nYn aros am eich ymwelydd",
+}
+MONITOR_WAITING_TEXT = {
+    "family": "Family: not connected\nTeulu: heb gysylltu",
+    "prisoner": "Prisoner: not connected\nCarcharor: heb gysylltu",
+}
 
 VideoObserver = Callable[[av.VideoFrame], None]
 # Called with (previous state, new state) every time a ``call.state`` arrives.
@@ -107,6 +115,15 @@ def same_transport(pc: RTCPeerConnection, offer_sdp: str) -> bool:
 
 
 @dataclass
+class Received:
+    """A track the participant sends, tapped for forwarding (calls/relay/forward.py)."""
+
+    track: MediaStreamTrack
+    tap: forward.ReceiverTap
+    control: forward.ReceiverControl
+
+
+@dataclass
 class Peer:
     role: str
     pc: RTCPeerConnection
@@ -114,7 +131,7 @@ class Peer:
     tracks: dict[str, str] = field(default_factory=dict)
     # Tracks received from the participant, attached as sources once the offer is
     # answered (a refused offer must not replace the media of the peer that works).
-    received: list[MediaStreamTrack] = field(default_factory=list)
+    received: list[Received] = field(default_factory=list)
 
 
 class RelayCall:
@@ -122,10 +139,9 @@ class RelayCall:
 
     def __init__(self, call_id: str, *, on_expire: ExpireCallback | None = None) -> None:
         self.call_id = call_id
-        self.media = MediaRelay()
         self.gate = Gate()
         self.peers: dict[str, Peer] = {}  # by the participant socket's channel name
-        self.sources: dict[tuple[str, str], MediaStreamTrack] = {}
+        self.sources: dict[tuple[str, str], EncodedSource] = {}
         self._drains: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._observers: dict[str, list[VideoObserver]] = {side: [] for side in SIDES}
         self.frames_in: dict[str, int] = {side: 0 for side in SIDES}
@@ -191,8 +207,10 @@ class RelayCall:
         self._set_gate()
 
     def _set_gate(self) -> None:
-        self.gate.open = self.status == "live" and not self.held
-        self.gate.paused = self.status == "paused" or (self.held and self.status == "live")
+        self.gate.set(
+            open=self.status == "live" and not self.held,
+            paused=self.status == "paused" or (self.held and self.status == "live"),
+        )
 
     # --- state -----------------------------------------------------------------------
 
@@ -249,10 +267,10 @@ class RelayCall:
                 return await self._renegotiate(old, sdp)
             pc = RTCPeerConnection(configuration=rtc_configuration())
             peer = Peer(role=role, pc=pc)
-            if role in SIDES:
-                pc.on("track", peer.received.append)
             try:
+                sdp = forward.forwardable_offer(sdp)
                 await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+                self._tap_received(peer)
                 self._add_outputs(peer)
                 answer = await pc.createAnswer()
                 await pc.setLocalDescription(answer)  # aiortc gathers every candidate here
@@ -282,8 +300,10 @@ class RelayCall:
         """A new offer on the client's existing peer connection: answer on ours."""
         pc = peer.pc
         try:
+            sdp = forward.forwardable_offer(sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-            self._add_outputs(peer)  # transceivers the new offer added, if any
+            self._tap_received(peer)  # transceivers the new offer added, if any
+            self._add_outputs(peer)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
         except Exception as exc:
@@ -292,10 +312,28 @@ class RelayCall:
         self._attach_received(peer)
         return pc.localDescription.sdp, peer.tracks
 
+    def _tap_received(self, peer: Peer) -> None:
+        """Tap every receiver of the participant's media not tapped yet (before it starts)."""
+        if peer.role not in SIDES:
+            return  # monitors send nothing
+        side = peer.role
+        for transceiver in peer.pc.getTransceivers():
+            receiver = transceiver.receiver
+            track = receiver.track
+            if track is None or forward.is_tapped(receiver):
+                continue
+            decode = self._wants_decoded(side) if track.kind == "video" else _never
+            tap, control = forward.tap_receiver(receiver, track.kind, decode)
+            peer.received.append(Received(track, tap, control))
+
+    def _wants_decoded(self, side: str) -> Callable[[], bool]:
+        """Whether ``side``'s video must be decoded now: only for its video observers."""
+        return lambda: bool(self._observers[side])
+
     def _attach_received(self, peer: Peer) -> None:
-        tracks, peer.received[:] = list(peer.received), []
-        for track in tracks:
-            self._attach_source(peer.role, track)
+        received, peer.received[:] = list(peer.received), []
+        for item in received:
+            self._attach_source(peer.role, item)
 
     def _add_outputs(self, peer: Peer) -> None:
         """Fill every transceiver of the offer with a track from the right side.
@@ -322,47 +360,62 @@ class RelayCall:
             side = sides[used[kind]]
             used[kind] += 1
             gate = None if peer.role == "monitor" else self.gate
-            waiting = (
-                WAITING_TEXT[peer.role] if peer.role in SIDES else f"{side.title()}: not connected"
-            )
+            waiting = WAITING_TEXT[peer.role] if peer.role in SIDES else MONITOR_WAITING_TEXT[side]
             output = OutputTrack(kind, side, gate, waiting_text=waiting)
-            source = self.sources.get((side, kind))
-            if source is not None:
-                output.set_source(self.media.subscribe(source, buffered=False))
+            output.set_source(self.sources.get((side, kind)))
             transceiver.sender.replaceTrack(output)
+            forward.hook_sender(
+                transceiver.sender,
+                on_keyframe_request=output.keyframe_requested,
+                on_remb=output.bitrate_reported,
+            )
             transceiver.direction = "sendrecv" if peer.role in SIDES else "sendonly"
             peer.outputs.append(output)
             if transceiver.mid is not None:
                 peer.tracks[transceiver.mid] = side
 
-    def _attach_source(self, side: str, track: MediaStreamTrack) -> None:
+    def _attach_source(self, side: str, received: Received) -> None:
+        """The participant's media becomes what every output of that side sends."""
+        track = received.track
         key = (side, track.kind)
-        self.sources[key] = track
+        old = self.sources.get(key)
+        source = EncodedSource(side, track.kind, received.control)
+        if track.kind == "video":
+
+            def sink(frame: forward.EncodedFrame) -> None:
+                self.frames_in[side] += 1
+                source.deliver(frame)
+
+            received.tap.sink = sink
+        else:
+            received.tap.sink = source.deliver
+        self.sources[key] = source
         old_drain = self._drains.pop(key, None)
         if old_drain is not None:
             old_drain.cancel()
-        # Every received track is consumed, whoever else listens: frames never pile up.
-        self._drains[key] = asyncio.ensure_future(
-            self._drain(side, self.media.subscribe(track, buffered=False))
-        )
+        # The receiver's track gives the decoded video the face checks asked for (and
+        # ends when the participant's stream ends): it is always read.
+        self._drains[key] = asyncio.ensure_future(self._drain(side, track))
         for peer in self.peers.values():
             for output in peer.outputs:
                 if output.side == side and output.kind == track.kind:
-                    output.set_source(self.media.subscribe(track, buffered=False))
+                    output.set_source(source)
+        if old is not None:
+            old.close()
         # Peers being answered right now pick the source up in _add_outputs.
 
         @track.on("ended")
         def on_ended() -> None:
-            if self.sources.get(key) is track:
+            if self.sources.get(key) is source:
                 del self.sources[key]
+                source.close()
 
-    async def _drain(self, side: str, proxy: MediaStreamTrack) -> None:
+    async def _drain(self, side: str, track: MediaStreamTrack) -> None:
         try:
             while True:
-                frame = await proxy.recv()
-                if proxy.kind != "video":
+                frame = await track.recv()
+                if track.kind != "video":
                     continue
-                self.frames_in[side] += 1
                 for callback in list(self._observers[side]):
                     try:
                         callback(frame)  # type: ignore[arg-type]
@@ -370,8 +423,6 @@ class RelayCall:
                         logger.exception("video observer failed on call %s", self.call_id)
         except (MediaStreamError, asyncio.CancelledError):
             pass
-        finally:
-            proxy.stop()
 
     async def leave(self, channel: str) -> None:
         async with self._lock:
@@ -385,7 +436,9 @@ class RelayCall:
         await peer.pc.close()
         if peer.role in SIDES and not any(p.role == peer.role for p in self.peers.values()):
             for kind in ("audio", "video"):
-                self.sources.pop((peer.role, kind), None)
+                source = self.sources.pop((peer.role, kind), None)
+                if source is not None:
+                    source.close()
                 drain = self._drains.pop((peer.role, kind), None)
                 if drain is not None:
                     drain.cancel()
@@ -414,6 +467,10 @@ class RelayCall:
     @property
     def load(self) -> int:
         return len(self.peers)
+
+
+def _never() -> bool:
+    return False
 
 
 def _parse(value: str | None) -> datetime | None:
