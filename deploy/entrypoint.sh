@@ -4,7 +4,8 @@
 # names from a checkout, so the two cannot drift apart.
 #
 #   web            daphne: HTTP and WebSocket on $WEB_BIND:$WEB_PORT (0.0.0.0:8000)
-#   relay          a media relay (one per core), named $RELAY_ID
+#   relay          the media relays of this host: $RELAY_PROCESSES processes (default
+#                  one per core) named $RELAY_ID-0, $RELAY_ID-1, … ($RELAY_ID if one)
 #   worker         the Celery worker
 #   beat           Celery beat (exactly one)
 #   migrate        database migrations: a one-off job before starting a new version

@@ -104,6 +104,7 @@ TEMPLATES = [
     },
 ]
 
+
 # --- Database -----------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
@@ -327,6 +328,8 @@ ICE_SERVERS = env_json("ICE_SERVERS", [])
 if not isinstance(ICE_SERVERS, list):
     raise ImproperlyConfigured("ICE_SERVERS must be a JSON list of {urls, username, credential}.")
 RELAY_IN_PROCESS = env_bool("RELAY_IN_PROCESS", not REDIS_URL)
+# Relay processes `manage.py runrelay` starts on this host; 0: one per usable core.
+RELAY_PROCESSES = env_int("RELAY_PROCESSES", 0, minimum=0, maximum=256)
 
 # --- Security -------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -510,7 +513,9 @@ CELERY_BEAT_SCHEDULE["identity-delete-stale-encodings"] = {
 # --- face checks ----------------------------------------------------------------------
 # Worker processes of each relay process's face-check pool (dlib holds the GIL, so
 # processes, not threads). Default: one per core.
-FACE_CHECK_WORKERS = env_int("FACE_CHECK_WORKERS", os.cpu_count() or 1, minimum=1, maximum=256)
+# Worker processes of each relay process's face-check pool; 0: the cores shared out
+# between the host's relay processes (calls/facecheck/pool.py).
+FACE_CHECK_WORKERS = env_int("FACE_CHECK_WORKERS", 0, minimum=0, maximum=256)
 # Width a frame is scaled to (up or down) for face detection (HOG, no upsampling).
 # dlib finds faces from about 80 px wide at this width: 800 finds a 60 px face in a
 # 640-wide frame (a child sitting back, a stranger at the door) and a 40 px face in a

@@ -1,8 +1,11 @@
 """The process pool that runs face checks for every call of one relay process.
 
 dlib holds the GIL, so face work in threads would stall the relay's media loop: it
-runs in worker processes. One pool per relay process, sized to the cores
-(``settings.FACE_CHECK_WORKERS``), shared by every call on that relay.
+runs in worker processes. One pool per relay process, shared by every call on that
+relay. Its size: ``FACE_CHECK_WORKERS`` when an operator sets it, otherwise the cores
+this process may run on shared by the relay processes of the host (``runrelay
+--processes N`` on C cores: ``max(1, C // N)`` workers each), so that relays and their
+pools together do not ask for more cores than there are (:func:`pool_size`).
 
 A worker that dies (OOM killer, a segfault in native code) breaks a
 ``ProcessPoolExecutor`` for good; :meth:`FaceCheckPool.run` then logs the failure,
@@ -36,10 +39,48 @@ class WorkerCrashed(RuntimeError):
     code = "FACE_WORKER_CRASHED"
 
 
-def default_workers() -> int:
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, e.g. ``taskset``/cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def pool_size(*, cores: int, relay_processes: int, override: int | None = None) -> int:
+    """Workers of each relay process's pool: ``override`` if given, else the cores
+    shared out between the host's relay processes, at least one each."""
+    if override:
+        return override
+    return max(1, cores // max(1, relay_processes))
+
+
+# How many relay processes share this host's cores: `runrelay --processes N` tells each
+# of its children (set_relay_processes) before the pool is made. 1 otherwise (one relay,
+# or the relay inside a web process).
+_relay_processes = 1
+
+
+def set_relay_processes(count: int) -> None:
+    """Size this process's pool for ``count`` relay processes on the host."""
+    global _relay_processes
+    if count < 1:
+        raise ValueError("at least one relay process")
+    _relay_processes = count
+
+
+def workers_override() -> int | None:
+    """``FACE_CHECK_WORKERS`` if the operator chose a number, None (0) for automatic."""
     from django.conf import settings
 
-    return int(getattr(settings, "FACE_CHECK_WORKERS", 0) or os.cpu_count() or 1)
+    value = int(getattr(settings, "FACE_CHECK_WORKERS", 0) or 0)
+    return value if value > 0 else None
+
+
+def default_workers() -> int:
+    return pool_size(
+        cores=usable_cores(), relay_processes=_relay_processes, override=workers_override()
+    )
 
 
 class FaceCheckPool:

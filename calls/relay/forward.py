@@ -121,14 +121,20 @@ def forwardable_offer(sdp: str) -> str:
         if media.kind not in FORWARDED:
             keep.append(None)
             continue
-        main = {c.payloadType for c in media.rtp.codecs if c.mimeType.lower() in _MAIN_CODECS}
+        main = {
+            c.payloadType
+            for c in media.rtp.codecs
+            if c.mimeType.lower() in _MAIN_CODECS and c.payloadType is not None
+        }
         if not main:
             wanted = "VP8" if media.kind == "video" else "Opus"
             raise NoCommonCodec(f"The {media.kind} section does not offer {wanted}.")
         rtx = {
             c.payloadType
             for c in media.rtp.codecs
-            if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") in main
+            if c.mimeType.lower() == "video/rtx"
+            and c.parameters.get("apt") in main
+            and c.payloadType is not None
         }
         keep.append(main | rtx)
     lines = sdp.replace("\r\n", "\n").split("\n")

@@ -293,7 +293,9 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
         for n, port in enumerate(web_ports, 1):
             topology.start(f"web-{n}", WEB_BIND="127.0.0.1", WEB_PORT=str(port))
         for n in (1, 2):
-            topology.start(f"relay-{n}", RELAY_ID=f"relay-{n}")
+            # Two relay hosts of one process each (`runrelay --processes` has its own
+            # tests: tests/calls/test_runrelay.py); the call must move between them.
+            topology.start(f"relay-{n}", RELAY_ID=f"relay-{n}", RELAY_PROCESSES="1")
         topology.start("worker")
         topology.start("beat")
         topology.start(

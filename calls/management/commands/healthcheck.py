@@ -65,9 +65,14 @@ class Command(BaseCommand):
         if not relay_id:
             raise CommandError("relay: set RELAY_ID (or --relay-id) to the relay's name")
         live = {info.relay_id for info in get_registry().live()}
-        if relay_id not in live:
-            raise CommandError(f"relay: {relay_id} is not announcing itself")
-        return str(relay_id)
+        if relay_id in live:
+            return str(relay_id)
+        # `runrelay --processes N` names its relays <RELAY_ID>-0 … <RELAY_ID>-(N-1).
+        prefix = f"{relay_id}-"
+        children = sorted(r for r in live if r.startswith(prefix) and r[len(prefix) :].isdigit())
+        if not children:
+            raise CommandError(f"relay: neither {relay_id} nor its processes announce themselves")
+        return f"{relay_id} ({len(children)} processes: {', '.join(children)})"
 
     def _check_worker(self, options: dict[str, object]) -> str:
         from purplevisits.celery import app
