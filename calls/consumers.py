@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
 
 from calls import selectors, services
-from calls.labels import alert_label
+from calls.labels import alert_label, state_labels
 from calls.models import CallRole, CallStatus, PauseReason
 from calls.relay.registry import RelayUnavailable, relay_channel_for_call, relay_is_live
 from calls.relay.server import ensure_in_process_relay
@@ -121,6 +121,15 @@ def _alerts_for_monitor(call_id: str) -> list[dict[str, Any]]:
     from monitoring.selectors import call_alerts_for_monitor
 
     return call_alerts_for_monitor(call_id)
+
+
+def _event_payload(event_id: Any) -> dict[str, Any] | None:
+    from calls.models import CallEvent
+
+    if not isinstance(event_id, int) or isinstance(event_id, bool):
+        return None
+    event = CallEvent.objects.select_related("actor").filter(pk=event_id).first()
+    return selectors.call_event_payload(event) if event is not None else None
 
 
 def _relay_channel(call_id: str, in_process: tuple[str, str] | None) -> str:
@@ -358,9 +367,8 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     async def call_alert(self, event: dict[str, Any]) -> None:
         if self.role == CallRole.MONITOR:
             payload = {k: v for k, v in event.items() if k != "type"}
-            payload.setdefault(
-                "label", alert_label(str(payload.get("kind", "")), payload.get("side"))
-            )
+            # In this monitor's language, whatever the sender's was.
+            payload["label"] = alert_label(str(payload.get("kind", "")), payload.get("side"))
             await self._send({"type": "alert", **payload})
 
     async def call_replaced(self, event: dict[str, Any]) -> None:
@@ -375,7 +383,10 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     async def call_event(self, event: dict[str, Any]) -> None:
         # What happened on the call, for the officer's page; staff emails stay with staff.
         if self.role == CallRole.MONITOR:
-            await self._send({"type": "event", **event.get("event", {})})
+            sent = event.get("event", {})
+            # The summary again from the row, in this monitor's language.
+            relabelled = await database_sync_to_async(_event_payload)(sent.get("id"))
+            await self._send({"type": "event", **(relabelled or sent)})
 
     async def call_answer(self, event: dict[str, Any]) -> None:
         self.offer_sent_at = None
@@ -391,7 +402,7 @@ class CallConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
         if self.closing:
             return
         self.state = state
-        payload = {k: v for k, v in state.items() if k != "type"}
+        payload = state_labels({k: v for k, v in state.items() if k != "type"})
         payload["server_time"] = timezone.now().isoformat()
         await self._send({"type": "state", **payload})
         if state.get("status") == CallStatus.ENDED:

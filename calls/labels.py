@@ -7,6 +7,8 @@ and `alert` messages carry these labels beside them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.utils.translation import gettext_lazy as _
 
 STATUS = {
@@ -77,3 +79,24 @@ def event_reason_label(kind: str, reason: str) -> str:
     if kind == "ended" and reason in END_REASON:
         return str(END_REASON[reason])
     return reason
+
+
+def state_labels(state: dict[str, Any]) -> dict[str, Any]:
+    """A ``state`` message with its labels in the active language (the viewer's: the
+    consumers activate it). The payload is built wherever the change happened (an
+    officer's request, the relay's thread), in that place's language, and the same
+    payload goes to every socket of the call: each socket labels it for its own reader."""
+    labelled = dict(state)
+    if "status" in state:
+        labelled["status_label"] = status_label(
+            str(state.get("status") or ""), state.get("pause_reason"), state.get("end_reason")
+        )
+    participants = state.get("participants")
+    if isinstance(participants, list):
+        labelled["participants"] = [
+            {**item, "label": str(ROLE[item["role"]])}
+            if isinstance(item, dict) and item.get("role") in ROLE
+            else item
+            for item in participants
+        ]
+    return labelled

@@ -8,6 +8,7 @@ from establishments import services
 from establishments.models import (
     BlockedDate,
     Establishment,
+    Feedback,
     Prisoner,
     RolloutStageChange,
     StaffMembership,
@@ -64,13 +65,21 @@ class EstablishmentAdmin(admin.ModelAdmin):
         "request_mode",
     ]
     list_filter = ["rollout_stage", "kind", "country", "operator", "request_mode"]
-    search_fields = ["name", "code"]
+    search_fields = ["name", "code", "town", "town_cy"]
     prepopulated_fields = {"code": ["name"]}
     readonly_fields = ["rollout_stage_changed_at", "created_at", "updated_at"]
     inlines = [TerminalInline, VisitSessionInline, BlockedDateInline, RolloutStageChangeInline]
     actions = ["advance_rollout_stage"]
     fieldsets = [
         (None, {"fields": ["name", "code", "kind", "operator", "country", "time_zone"]}),
+        ("Where it is", {"fields": ["town", "town_cy"]}),
+        (
+            "Visits team contact",
+            {
+                "description": "Shown to families on the help page and the booking portal.",
+                "fields": ["visits_phone", "visits_email", "visits_hours", "visits_hours_cy"],
+            },
+        ),
         ("Roll-out", {"fields": ["rollout_stage", "rollout_stage_changed_at", "request_mode"]}),
         (
             "Calls and bookings",
@@ -248,3 +257,37 @@ class StaffMembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ["establishment"]
     raw_id_fields = ["user"]
     list_select_related = ["user", "establishment"]
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    """What people sent with the footer's form: read here, marked read, never edited."""
+
+    list_display = ["created_at", "topic", "establishment", "short_message", "reply_to", "read"]
+    list_filter = ["read", "topic", "language", "establishment__country"]
+    search_fields = ["message", "reply_to", "establishment__name"]
+    date_hierarchy = "created_at"
+    list_select_related = ["establishment"]
+    readonly_fields = [
+        "created_at",
+        "topic",
+        "message",
+        "establishment",
+        "reply_to",
+        "language",
+        "user",
+    ]
+    fields = [*readonly_fields, "read"]
+    actions = ["mark_read"]
+
+    @admin.display(description="Message")
+    def short_message(self, obj: Feedback) -> str:
+        return obj.message if len(obj.message) <= 80 else obj.message[:79] + "…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Mark as read")
+    def mark_read(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
+        done = queryset.update(read=True)
+        self.message_user(request, f"{done} marked as read.", messages.SUCCESS)

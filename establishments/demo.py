@@ -103,6 +103,19 @@ def seed_demo() -> DemoResult:
         defaults={"name": "Askham Grange", "kind": EstablishmentKind.FEMALE},
     )
     establishment_set_stage(establishment=establishment, stage=RolloutStage.LIVE, note="Demo")
+    # The visits team's contact (help page, portal): 01632 960xxx is Ofcom's drama range.
+    demo_contact = {
+        "town": "York",
+        "visits_phone": "01632 960123",
+        "visits_email": "visits.askham-grange@demo.purplevisits.test",
+        "visits_hours": "Monday to Friday, 9am to 4pm",
+        "visits_hours_cy": "Dydd Llun i ddydd Gwener, 9am tan 4pm",
+    }
+    unset = {
+        field: value for field, value in demo_contact.items() if not getattr(establishment, field)
+    }
+    if unset:
+        Establishment.objects.filter(pk=establishment.pk).update(**unset)
 
     for number in (1, 2):
         Terminal.objects.get_or_create(

@@ -155,6 +155,35 @@ class Establishment(models.Model):
         ),
     )
 
+    # Where it is, for the home page's search ("Cardiff", "Caerdydd").
+    town = models.CharField(max_length=60, blank=True, help_text="Town or city, e.g. 'Wrexham'.")
+    town_cy = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="The town's Welsh name if it has one, e.g. 'Wrecsam' (found by search too).",
+    )
+
+    # The visits team's contact details, on the help page and the portal.
+    visits_phone = models.CharField(
+        max_length=40,
+        blank=True,
+        validators=[
+            RegexValidator(r"^\+?[0-9 ()-]{7,40}\Z", "Enter a phone number, like 01234 567890.")
+        ],
+        help_text="The visits team's phone number, e.g. '01978 523000'.",
+    )
+    visits_email = models.EmailField(blank=True, help_text="The visits team's email address.")
+    visits_hours = models.TextField(
+        max_length=500,
+        blank=True,
+        help_text="When the visits team answers, e.g. 'Monday to Friday, 9am to 4pm'.",
+    )
+    visits_hours_cy = models.TextField(
+        max_length=500,
+        blank=True,
+        help_text="The same in Welsh, for Welsh pages (empty: the English is shown).",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -194,6 +223,24 @@ class Establishment(models.Model):
     @property
     def slot_step_minutes(self) -> int:
         return self.call_minutes + self.changeover_minutes
+
+    @property
+    def has_contact(self) -> bool:
+        return bool(self.visits_phone or self.visits_email or self.visits_hours)
+
+    @property
+    def phone_href(self) -> str:
+        """The phone number for a ``tel:`` link (digits and a leading +)."""
+        phone = self.visits_phone.strip()
+        return ("+" if phone.startswith("+") else "") + "".join(c for c in phone if c.isdigit())
+
+    def town_in(self, language: str) -> str:
+        return self.town_cy if language == "cy" and self.town_cy else self.town
+
+    def visits_hours_in(self, language: str) -> str:
+        if language == "cy" and self.visits_hours_cy:
+            return self.visits_hours_cy
+        return self.visits_hours
 
 
 class RolloutStageChange(models.Model):
@@ -440,3 +487,39 @@ class StaffMembership(models.Model):
             raise ValidationError(
                 {"establishment": "Officers and visits admins need an establishment."}
             )
+
+
+class FeedbackTopic(models.TextChoices):
+    BOOKING = "booking", _("Booking a call")
+    CALL = "call", _("A call")
+    IDENTITY = "identity", _("Proving who I am")
+    WEBSITE = "website", _("This website")
+    OTHER = "other", _("Something else")
+
+
+class Feedback(models.Model):
+    """What someone told us with the footer's feedback form (read in Django admin)."""
+
+    topic = models.CharField(max_length=16, choices=FeedbackTopic.choices)
+    message = models.TextField(max_length=2000)
+    establishment = models.ForeignKey(
+        Establishment,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="feedback",
+    )
+    reply_to = models.EmailField(blank=True, help_text="Only if they asked for a reply.")
+    language = models.CharField(max_length=8, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    read = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name_plural = "feedback"
+
+    def __str__(self) -> str:
+        return f"{self.get_topic_display()} ({self.created_at:%d %b %Y %H:%M})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -10,7 +11,13 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.models import User as AuthUser
 from django.db.models import Prefetch, QuerySet
 
-from establishments.models import Establishment, StaffMembership, StaffRole, VisitSession
+from establishments.models import (
+    Country,
+    Establishment,
+    StaffMembership,
+    StaffRole,
+    VisitSession,
+)
 
 # Roles that may act at an establishment, in increasing power. HQ is national and
 # read-only, so it is not part of the local ladder.
@@ -76,6 +83,89 @@ def live_establishments_with_sessions() -> list[tuple[Establishment, list[Sessio
             )
         )
     return result
+
+
+MAX_QUERY_LENGTH = 100
+
+
+def search_key(text: str) -> str:
+    """Text as the search compares it: case, accents (ŵ, ŷ, â) and punctuation folded.
+
+    static/js/establishment-search.js folds the same way, so the filter as you type and
+    the server's ?q= answer agree.
+    """
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    letters = "".join(c if c.isalnum() else " " for c in decomposed if not unicodedata.combining(c))
+    return " ".join(letters.split())
+
+
+def establishment_search_text(establishment: Establishment) -> str:
+    """What a search matches an establishment on: its name and its town (both names)."""
+    return search_key(" ".join([establishment.name, establishment.town, establishment.town_cy]))
+
+
+@dataclass(frozen=True)
+class HomeEntry:
+    establishment: Establishment
+    sessions: list[SessionTimes]
+    town: str  # in the page's language
+    search_text: str  # what the as-you-type filter matches
+    matches: bool  # matches the ?q= search (the others are rendered hidden)
+
+
+@dataclass(frozen=True)
+class CountryGroup:
+    country: str
+    label: str
+    entries: list[HomeEntry]
+
+    @property
+    def matches(self) -> int:
+        return sum(entry.matches for entry in self.entries)
+
+
+def home_establishments(query: str = "", language: str = "en-gb") -> list[CountryGroup]:
+    """The home page's list: every live establishment, grouped by country (Wales first
+    on Welsh pages), each marked whether its name or town holds every word of ``query``.
+
+    The page renders the ones that do not match as hidden, so the filter as you type
+    (static/js/establishment-search.js) can widen a search the server narrowed. Two
+    queries whatever the size of the estate.
+    """
+    words = search_key(query[:MAX_QUERY_LENGTH]).split()
+    by_country: dict[str, list[HomeEntry]] = defaultdict(list)
+    for establishment, sessions in live_establishments_with_sessions():
+        text = establishment_search_text(establishment)
+        by_country[establishment.country].append(
+            HomeEntry(
+                establishment=establishment,
+                sessions=sessions,
+                town=establishment.town_in(language),
+                search_text=text,
+                matches=all(word in text for word in words),
+            )
+        )
+    order = [Country.ENGLAND, Country.WALES]
+    if language == "cy":
+        order.reverse()
+    return [
+        CountryGroup(country=str(country), label=str(country.label), entries=by_country[country])
+        for country in order
+        if by_country.get(country)
+    ]
+
+
+def visitor_establishments(user: User) -> QuerySet[Establishment]:
+    """The establishments of the people in prison this visitor is approved to call (the
+    help page shows their visits teams). Pending requests reveal nothing: approved only."""
+    if not getattr(user, "is_authenticated", False):
+        return Establishment.objects.none()
+    from identity.models import ConnectionStatus
+
+    return Establishment.objects.filter(
+        prisoners__connections__visitor__user=user.pk,
+        prisoners__connections__status=ConnectionStatus.APPROVED,
+    ).distinct()
 
 
 @functools.cache

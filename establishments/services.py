@@ -16,6 +16,7 @@ from establishments.models import (
     Country,
     Establishment,
     EstablishmentKind,
+    Feedback,
     Operator,
     RolloutStage,
     RolloutStageChange,
@@ -69,6 +70,9 @@ def establishment_advance_stage(
 
 REQUIRED_COLUMNS = ("name", "kind", "operator", "country")
 STAGE_COLUMNS = ("rollout_stage", "rollout_stage_2020_07")
+# Optional: where the establishment is (the home page's search). An absent column
+# leaves what admin has set; a present one, even empty, is what the file says.
+TOWN_COLUMNS = ("town", "town_cy")
 # The 2020 letter only says "setting up" (equipment delivered, training, test calls or
 # local configuration issues); the first of those stages is the only safe reading.
 STAGE_ALIASES = {"setting_up": RolloutStage.EQUIPMENT_DELIVERED}
@@ -88,6 +92,7 @@ class EstablishmentRow:
     operator: str
     country: str
     stage: str
+    towns: dict[str, str] | None = None  # {"town": …, "town_cy": …} when the file has them
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,10 @@ def parse_establishments_csv(text: str) -> list[EstablishmentRow]:
                 )
             seen_names[folded] = line
             seen_codes[code] = line
+            towns = {column: values[column] for column in TOWN_COLUMNS if column in header}
+            for column, town in towns.items():
+                if len(town) > 60:
+                    raise ImportError_(f"line {line}: the {column} is longer than 60 characters.")
             raw_stage = values[stage_column].lower()
             stage = STAGE_ALIASES.get(raw_stage) or _choice(
                 raw_stage, RolloutStage, "rollout stage", line
@@ -167,6 +176,7 @@ def parse_establishments_csv(text: str) -> list[EstablishmentRow]:
                     operator=_choice(values["operator"], Operator, "operator", line),
                     country=_choice(values["country"], Country, "country", line),
                     stage=stage,
+                    towns=towns or None,
                 )
             )
     except csv.Error as exc:
@@ -191,6 +201,7 @@ def establishments_import(*, rows: list[EstablishmentRow]) -> ImportResult:
                 operator=row.operator,
                 country=row.country,
                 rollout_stage=row.stage,
+                **(row.towns or {}),
             )
             try:
                 establishment.full_clean()
@@ -207,6 +218,7 @@ def establishments_import(*, rows: list[EstablishmentRow]) -> ImportResult:
             "kind": row.kind,
             "operator": row.operator,
             "country": row.country,
+            **(row.towns or {}),
         }
         changed = [
             field for field, value in fields.items() if getattr(establishment, field) != value
@@ -224,3 +236,29 @@ def establishments_import(*, rows: list[EstablishmentRow]) -> ImportResult:
         else:
             unchanged += 1
     return ImportResult(created=created, updated=updated, unchanged=unchanged)
+
+
+# --- Feedback from the footer's form ------------------------------------------------------
+
+
+@transaction.atomic
+def feedback_create(
+    *,
+    topic: str,
+    message: str,
+    establishment: Establishment | None = None,
+    reply_to: str = "",
+    language: str = "",
+    user: User | None = None,
+) -> Feedback:
+    feedback = Feedback(
+        topic=topic,
+        message=message,
+        establishment=establishment,
+        reply_to=reply_to,
+        language=language,
+        user=user,
+    )
+    feedback.full_clean()
+    feedback.save()
+    return feedback

@@ -13,9 +13,12 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import translation
+from django.utils.translation import gettext
 
 from monitoring import dashboard
 from monitoring.selectors import DashboardAccess, dashboard_access
+from purplevisits.i18n import language_from_scope
 from purplevisits.realtime import establishment_group
 from purplevisits.socket_json import Refusal, socket_message
 from purplevisits.socket_sessions import SessionRulesMixin
@@ -28,6 +31,13 @@ MAX_MESSAGE_BYTES = 4096
 class DashboardConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
     access: DashboardAccess | None = None
     group: str = ""
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Tiles, alerts and errors in the officer's language (the page's: cookie, else
+        # the browser's). Tiles are read again from the database for each socket, so
+        # every officer reads their own language whoever caused the change.
+        with translation.override(language_from_scope(self.scope)):
+            await super().dispatch(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -90,21 +100,21 @@ class DashboardConsumer(SessionRulesMixin, AsyncWebsocketConsumer):
         elif kind == "heartbeat":
             await self._send({"type": "heartbeat"})
         else:
-            await self._error("unknown_type", "Unknown message type.")
+            await self._error("unknown_type", gettext("Unknown message type."))
 
     async def _acknowledge(self, alert_id: Any) -> None:
         if self.access is None or not self.access.can_control:
-            await self._error("forbidden", "Headquarters staff can watch but not act.")
+            await self._error("forbidden", gettext("Headquarters staff can watch but not act."))
             return
         if not isinstance(alert_id, int) or isinstance(alert_id, bool):
-            await self._error("bad_message", "ack needs the alert's id.")
+            await self._error("bad_message", gettext("ack needs the alert's id."))
             return
         establishment_id = self.access.establishment.pk
         done = await database_sync_to_async(_acknowledge)(
             alert_id, self.scope["user"], establishment_id
         )
         if done is None:
-            await self._error("not_found", "No such alert here.")
+            await self._error("not_found", gettext("No such alert here."))
 
     # --- pushed by services through the channel layer ---------------------------------
     async def dashboard_call(self, event: dict[str, Any]) -> None:

@@ -98,6 +98,14 @@ DECISIONS: dict[str, Decision] = {
     # (tests/test_metrics.py covers the token). A laptop account stays on its page.
     "metrics": row(404, 404, 404, TERMINAL, 404, 404, 404, 404),
     "home": PUBLIC,
+    # The pages a public service must have (establishments/pages.py): anyone; the
+    # feedback form posts with CSRF, bounded fields and an hourly limit (tests/test_pages.py).
+    "help": PUBLIC,
+    "privacy": PUBLIC,
+    "accessibility": PUBLIC,
+    "cookies": PUBLIC,
+    "feedback": PUBLIC,
+    "feedback_sent": PUBLIC,
     # Cymraeg / English: the JavaScript messages (every page loads them, the laptop's
     # call page too) and the switch (back to "next", else the start page).
     "javascript-catalog": row(*[200] * 8),

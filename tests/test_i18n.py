@@ -184,8 +184,28 @@ def test_every_marked_string_has_its_welsh(
     if committed.exists():
         shutil.copy(committed, copy / "cy" / "LC_MESSAGES" / f"{domain}.po")
     settings.LOCALE_PATHS = [copy]
-    monkeypatch.chdir(BASE)
-    call_command("makemessages", locale=["cy"], domain=domain, ignore_patterns=IGNORED, verbosity=0)
+    # makemessages writes beside the first "locale" folder it meets: run from the
+    # repository itself it would rewrite the committed catalogue. So it walks a tree of
+    # links to the sources without locale/, and writes only into the copy.
+    sources = tmp_path / "src"
+    sources.mkdir()
+    skipped = {"locale", ".git", *(name for name in IGNORED if "/" not in name)}
+    for entry in BASE.iterdir():
+        if entry.name not in skipped:
+            (sources / entry.name).symlink_to(entry)
+    monkeypatch.chdir(sources)
+    before = committed.read_bytes() if committed.exists() else b""
+    call_command(
+        "makemessages",
+        locale=["cy"],
+        domain=domain,
+        ignore_patterns=IGNORED,
+        symlinks=True,
+        verbosity=0,
+    )
+    assert (committed.read_bytes() if committed.exists() else b"") == before, (
+        "the check must not rewrite the committed catalogue"
+    )
     generated = copy / "cy" / "LC_MESSAGES" / f"{domain}.po"
     assert generated.exists()
     entries = po_entries(generated)
@@ -385,3 +405,145 @@ def test_the_compiled_catalogue_matches_the_po_file(domain: str) -> None:
         if catalogue.gettext(str(entry["msgid"])) != entry.get("msgstr"):
             stale.append(str(entry["msgid"]))
     assert not stale, "Recompile the catalogue; stale entries:\n" + "\n".join(stale[:20])
+
+
+# --- (d) live socket labels follow each viewer's language -------------------------------
+
+
+async def _call_socket(user, call_id, language: str):  # type: ignore[no-untyped-def]
+    from asgiref.sync import sync_to_async
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+
+    from calls.routing import websocket_urlpatterns
+
+    communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/calls/{call_id}/")
+    communicator.scope["user"] = user
+    communicator.scope["session"] = await sync_to_async(factories.socket_session)(user)
+    communicator.scope["cookies"] = {settings.LANGUAGE_COOKIE_NAME: language}
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def _next(communicator, kind: str, status: str | None = None) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    while True:
+        message = await communicator.receive_json_from(timeout=10)
+        if message["type"] == kind and status in (None, message.get("status")):
+            return message
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_call_socket_labels_are_in_each_viewers_language() -> None:
+    """One state push, built in Welsh (a Welsh officer paused the call), reaches a
+    family reading English and a monitor reading Welsh: each reads their own language;
+    so does the monitor's alert, whatever language its sender used."""
+    from asgiref.sync import sync_to_async
+
+    from calls import selectors, services
+    from calls.models import Call, CallStatus, PauseReason
+    from purplevisits.realtime import call_group, group_send_now
+    from tests.calls.conftest import make_setup
+
+    setup = await sync_to_async(make_setup)()
+    call = await sync_to_async(services.call_open)(booking=setup.booking)
+    family = await _call_socket(setup.family, call.pk, "en-gb")
+    monitor = await _call_socket(setup.officer, call.pk, "cy")
+    first_family, first_monitor = await _next(family, "state"), await _next(monitor, "state")
+    assert first_family["status_label"] == "Waiting to start"
+    assert first_monitor["status_label"] == "Yn aros i ddechrau"
+
+    def paused_payload_in_welsh() -> dict:  # type: ignore[type-arg]
+        Call.objects.filter(pk=call.pk).update(
+            status=CallStatus.PAUSED, pause_reason=PauseReason.STAFF
+        )
+        with translation.override("cy"):
+            return selectors.call_state_payload(selectors.call_with_booking(str(call.pk)))
+
+    payload = await sync_to_async(paused_payload_in_welsh)()
+    assert payload["status_label"].startswith("Wedi")  # built in Welsh
+    await sync_to_async(group_send_now)(call_group(call.pk), {"type": "call.state", **payload})
+    english = await _next(family, "state", "paused")
+    welsh = await _next(monitor, "state", "paused")
+    assert english["status_label"] == "Paused: paused by staff"
+    assert {p["label"] for p in english["participants"]} == {"Family", "Prison laptop"}
+    with translation.override("cy"):
+        expected = (
+            str(translation.gettext("Paused")) + ": " + translation.gettext("paused by staff")
+        )
+    assert welsh["status_label"] == expected != english["status_label"]
+    assert "Gliniadur y carchar" in {p["label"] for p in welsh["participants"]}
+
+    await sync_to_async(group_send_now)(
+        call_group(call.pk),
+        {"type": "call.alert", "kind": "unapproved_face", "side": "family", "label": "English"},
+    )
+    alert = await _next(monitor, "alert")
+    assert alert["label"] == "Wyneb heb ei gymeradwyo ar y camera (ochr y teulu)"
+
+    # A call event's line for the monitor, sent in English, is read again in Welsh.
+    def english_event() -> dict:  # type: ignore[type-arg]
+        from calls.models import CallEvent
+
+        event = CallEvent.objects.create(call=call, kind="paused", role="monitor", reason="staff")
+        with translation.override("en-gb"):
+            return selectors.call_event_payload(event)
+
+    sent = await sync_to_async(english_event)()
+    assert sent["text"] == "Paused (Staff): paused by staff"
+    await sync_to_async(group_send_now)(call_group(call.pk), {"type": "call.event", "event": sent})
+    event = await _next(monitor, "event")
+    with translation.override("cy"):
+        gettext = translation.gettext
+        wanted = f"{gettext('Paused')} ({gettext('Staff')}): {gettext('paused by staff')}"
+        assert event["text"] == wanted
+    assert event["text"] != sent["text"] and event["id"] == sent["id"]
+    await family.disconnect()
+    await monitor.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("language", "label"), [("en-gb", "Waiting to start"), ("cy", None)])
+async def test_dashboard_socket_labels_follow_the_officers_language(
+    client: Client, language: str, label: str | None
+) -> None:
+    import json
+
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.utils import timezone
+
+    from calls.models import CallStatus
+    from purplevisits.asgi import application
+
+    def world() -> tuple[str, bytes]:
+        establishment = factories.EstablishmentFactory()
+        factories.CallFactory(
+            booking__connection__prisoner__establishment=establishment,
+            booking__starts_at=timezone.now().replace(second=0, microsecond=0),
+            status=CallStatus.WAITING,
+        )
+        officer = factories.StaffMembershipFactory(establishment=establishment).user
+        client.force_login(officer)
+        cookie = f"sessionid={client.cookies['sessionid'].value}; django_language={language}"
+        return establishment.code, cookie.encode()
+
+    code, cookie = await sync_to_async(world)()
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/staff/{code}/dashboard/",
+        headers=[(b"origin", b"http://localhost"), (b"host", b"localhost"), (b"cookie", cookie)],
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    snapshot = await communicator.receive_json_from(timeout=10)
+    with translation.override(language):
+        wanted = label or translation.gettext("Waiting to start")
+    assert [tile["status_label"] for tile in snapshot["calls"]] == [wanted]
+    await communicator.send_to(text_data=json.dumps({"type": "nonsense"}))
+    error = await communicator.receive_json_from(timeout=10)
+    with translation.override(language):
+        assert error["message"] == translation.gettext("Unknown message type.")
+    if language == "cy":
+        assert error["message"] != "Unknown message type."
+    await communicator.disconnect()

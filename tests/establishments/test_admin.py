@@ -240,3 +240,65 @@ def test_hq_membership_needs_no_establishment_in_admin(admin_client_) -> None:  
     )
     assert response.status_code == 302
     assert StaffMembership.objects.get(user=user).establishment is None
+
+
+def test_visits_team_contact_is_set_in_admin_and_shown_to_families(admin_client_, client) -> None:  # type: ignore[no-untyped-def]
+    establishment = factories.EstablishmentFactory(name="HMP Contact", code="contact")
+    url = reverse("admin:establishments_establishment_change", args=[establishment.pk])
+    page = admin_client_.get(url).content.decode()
+    assert "Visits team contact" in page and 'name="visits_phone"' in page
+    data = establishment_form(
+        name="HMP Contact",
+        code="contact",
+        rollout_stage="live",
+        town="Wrexham",
+        town_cy="Wrecsam",
+        visits_phone="01978 523000",
+        visits_email="visits@contact.example",
+        visits_hours="Monday to Friday, 9am to 4pm",
+        visits_hours_cy="Dydd Llun i ddydd Gwener, 9am i 4pm",
+    )
+    response = admin_client_.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    establishment.refresh_from_db()
+    assert (establishment.visits_phone, establishment.town_cy) == ("01978 523000", "Wrecsam")
+    help_page = client.get("/help/?prison=contact").content.decode()
+    assert 'href="tel:01978523000"' in help_page
+    assert 'href="mailto:visits@contact.example"' in help_page
+    assert "Monday to Friday, 9am to 4pm" in help_page
+
+
+def test_a_bad_visits_team_phone_is_refused_in_admin(admin_client_) -> None:  # type: ignore[no-untyped-def]
+    establishment = factories.EstablishmentFactory(name="HMP Contact", code="contact")
+    url = reverse("admin:establishments_establishment_change", args=[establishment.pk])
+    data = establishment_form(
+        name="HMP Contact", code="contact", visits_phone="call me", visits_email="nope"
+    )
+    response = admin_client_.post(url, data)
+    assert response.status_code == 200
+    content = response.content.decode()
+    assert "Enter a phone number" in content and "Enter a valid email address" in content
+    establishment.refresh_from_db()
+    assert establishment.visits_phone == ""
+
+
+def test_feedback_is_read_in_admin_and_never_edited(admin_client_) -> None:  # type: ignore[no-untyped-def]
+    from establishments.models import Feedback
+
+    feedback = Feedback.objects.create(topic="website", message="<script>alert(1)</script> hi")
+    changelist = admin_client_.get(reverse("admin:establishments_feedback_changelist"))
+    content = changelist.content.decode()
+    assert changelist.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; hi" in content
+    assert "<script>alert(1)" not in content
+    assert admin_client_.get(reverse("admin:establishments_feedback_add")).status_code == 403
+    change = admin_client_.get(
+        reverse("admin:establishments_feedback_change", args=[feedback.pk])
+    ).content.decode()
+    assert 'name="message"' not in change and 'name="read"' in change
+    admin_client_.post(
+        reverse("admin:establishments_feedback_changelist"),
+        {"action": "mark_read", "_selected_action": [feedback.pk]},
+    )
+    feedback.refresh_from_db()
+    assert feedback.read is True

@@ -73,3 +73,102 @@ def test_error_pages(rf, handler: str, status: int, text: str) -> None:  # type:
     response = view(request) if handler == "server_error" else view(request, None)
     assert response.status_code == status
     assert text in response.content.decode()
+
+
+# --- the home page's search (issue 17) ---------------------------------------------------
+
+
+def _visible_names(content: str) -> list[str]:
+    """Names of the cards shown (not rendered hidden), in page order."""
+    import re
+
+    names = []
+    for attributes, body in re.findall(r'<li class="card"([^>]*)>(.*?)</li>', content, re.S):
+        if " hidden" not in attributes:
+            names.append(re.search(r"<h4>(.*?)</h4>", body).group(1))
+    return names
+
+
+@pytest.fixture
+def estate(db):  # type: ignore[no-untyped-def]
+    return [
+        factories.EstablishmentFactory(
+            name="Berwyn", code="berwyn", country="wales", town="Wrexham", town_cy="Wrecsam"
+        ),
+        factories.EstablishmentFactory(
+            name="Cardiff", code="cardiff", country="wales", town="Cardiff", town_cy="Caerdydd"
+        ),
+        factories.EstablishmentFactory(name="Full Sutton", code="full-sutton", town="York"),
+        factories.EstablishmentFactory(name="Askham Grange", code="askham-grange", town="York"),
+        factories.EstablishmentFactory(
+            name="Leeds", code="leeds", town="Leeds", rollout_stage=RolloutStage.TEST_CALLS
+        ),
+    ]
+
+
+def test_home_groups_prisons_by_country(client, estate) -> None:  # type: ignore[no-untyped-def]
+    content = client.get("/").content.decode()
+    assert content.index('id="country-england"') < content.index('id="country-wales"')
+    assert _visible_names(content) == ["Askham Grange", "Full Sutton", "Berwyn", "Cardiff"]
+    assert "Leeds" not in _visible_names(content)  # not live
+    assert 'href="/visits/berwyn/"' in content
+
+
+@pytest.mark.parametrize(
+    ("query", "found"),
+    [
+        ("berwyn", ["Berwyn"]),  # by name, any case
+        ("  BERWYN ", ["Berwyn"]),
+        ("york", ["Askham Grange", "Full Sutton"]),  # by town
+        ("wrexham", ["Berwyn"]),
+        ("wrecsam", ["Berwyn"]),  # the town's Welsh name
+        ("caerdydd", ["Cardiff"]),
+        ("full york", ["Full Sutton"]),  # every word must match
+        ("sutton-full", ["Full Sutton"]),  # punctuation folded
+        ("nowhere", []),
+    ],
+)
+def test_search_by_name_or_town_without_javascript(client, estate, query, found) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/", {"q": query})
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert _visible_names(content) == found
+    # The rest stay on the page (hidden), so the filter as you type can widen the search.
+    assert content.count('<li class="card"') == 4
+    assert f'value="{query.strip()}"' in content
+    if found:
+        assert "No prison matches your search" not in content.split("data-search-none")[1][:40]
+        assert f"found for “{query.strip()}”" in content
+    else:
+        none = content.split("data-search-none", 1)[1].split(">", 1)[0]
+        assert "hidden" not in none
+    assert 'src="/static/js/establishment-search.js"' in content
+
+
+def test_search_in_welsh_puts_wales_first(client, estate) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/", {"q": "caerdydd"}, HTTP_ACCEPT_LANGUAGE="cy")
+    content = response.content.decode()
+    assert 'lang="cy"' in content
+    assert content.index('id="country-wales"') < content.index('id="country-england"')
+    assert _visible_names(content) == ["Cardiff"]
+    assert "Daethpwyd o hyd i 1 carchar" in content
+    assert "Caerdydd ·" in content  # the town in Welsh on Welsh pages
+    assert "Chwilio am garchar" in content
+
+
+def test_search_text_is_escaped_and_bounded(client, estate) -> None:  # type: ignore[no-untyped-def]
+    hostile = '"><script>alert(1)</script>' + "x" * 500
+    content = client.get("/", {"q": hostile}).content.decode()
+    assert "<script>alert(1)</script>" not in content
+    import html
+    import re
+
+    value = html.unescape(re.search(r'name="q" value="([^"]*)"', content).group(1))
+    assert value == hostile[:100].strip()  # at most 100 characters are read
+
+
+def test_search_key_folds_case_accents_and_punctuation() -> None:
+    from establishments.selectors import search_key
+
+    assert search_key("  Pen-y-bont  ar OGWR ") == "pen y bont ar ogwr"
+    assert search_key("Ŵyl Dŷ Â") == "wyl dy a"

@@ -9,7 +9,8 @@ DEFAULT_CSV = Path(__file__).resolve().parents[2] / "data" / "establishments.csv
 
 class Command(BaseCommand):
     help = (
-        "Import the prison estate from a CSV (name, kind, operator, country, rollout_stage). "
+        "Import the prison estate from a CSV (name, kind, operator, country, rollout_stage; "
+        "optionally town and town_cy). "
         "Idempotent: existing establishments are updated, nothing is duplicated. "
         "A bad line stops the import before anything is written."
     )
