@@ -15,20 +15,36 @@ from django.conf import settings
 from django.db import close_old_connections
 
 logger = logging.getLogger(__name__)
+_pending: set[threading.Timer] = set()
+_lock = threading.Lock()
 
 
 def run_later(task: Any, *, seconds: float, args: tuple[Any, ...] = ()) -> None:
     if seconds <= 0:
         task.apply(args=args)
     elif settings.CELERY_TASK_ALWAYS_EAGER:
-        timer = threading.Timer(seconds, _run_in_thread, args=(task, args))
+        timer = threading.Timer(seconds, lambda: _run_in_thread(task, args, timer))
         timer.daemon = True
+        with _lock:
+            _pending.add(timer)
         timer.start()
     else:
         task.apply_async(args=args, countdown=seconds)
 
 
-def _run_in_thread(task: Any, args: tuple[Any, ...]) -> None:
+def cancel_pending() -> int:
+    """Cancel the timers not yet run (tests: none fires into the next test's database)."""
+    with _lock:
+        timers = list(_pending)
+        _pending.clear()
+    for timer in timers:
+        timer.cancel()
+    return len(timers)
+
+
+def _run_in_thread(task: Any, args: tuple[Any, ...], timer: threading.Timer) -> None:
+    with _lock:
+        _pending.discard(timer)
     try:
         task.apply(args=args)
     except Exception:  # a timer thread has nobody to raise to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -15,6 +16,16 @@ from tests import factories
 def _clean_cache() -> None:
     # The cache may be a shared Redis: start every test from an empty one.
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_delayed_task_outlives_its_test() -> Iterator[None]:
+    """purplevisits.later runs delayed tasks on timers under eager Celery: cancel what is
+    left when a test ends, or it fires into the next test (or a closed database)."""
+    yield
+    from purplevisits.later import cancel_pending
+
+    cancel_pending()
 
 
 @pytest.fixture(autouse=True)
