@@ -155,6 +155,10 @@ def _relay_process(
 
             set_relay_processes(processes)
             await shared_pool().warm()
+        from calls.relay.call import placeholder_texts
+        from calls.relay.tracks import warm_placeholders
+
+        await asyncio.to_thread(warm_placeholders, placeholder_texts())  # as RelayServer does
         server = await asyncio.start_server(handle, "127.0.0.1", 0, limit=2**20)
         port_queue.put(server.sockets[0].getsockname()[1])
         await stop.wait()

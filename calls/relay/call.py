@@ -54,6 +54,11 @@ CloseCallback = Callable[[], Awaitable[Any]]
 ExpireCallback = Callable[[str], Awaitable[Any]]
 
 
+def placeholder_texts() -> list[str]:
+    """Every waiting text a relay output can show (encoded once, at start)."""
+    return [*WAITING_TEXT.values(), *MONITOR_WAITING_TEXT.values()]
+
+
 class RelayOfferError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)

@@ -47,7 +47,7 @@ from aiortc.rtp import (
     pack_remb_fci,
     unpack_remb_fci,
 )
-from aiortc.utils import uint16_gt
+from aiortc.utils import uint16_add, uint16_gt
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,7 @@ class EncodedFrame:
     timestamp: int  # in the codec's clock, counted from the stream's first packet
     keyframe: bool
     arrived: float  # time.monotonic()
+    after_loss: bool = False  # frames before it were lost: decodable only from a keyframe
 
 
 def _vp8_frame_start(packet: RtpPacket) -> bool:
@@ -188,19 +189,65 @@ class MarkerJitterBuffer(JitterBuffer):
     aiortc's own buffer releases a frame only when the next frame's first packet
     arrives: one frame interval (67 ms at 15 fps) added at every hop. Here a frame is
     released as soon as it is complete: its packets contiguous from the frame's first
-    (VP8 S bit) to the one with the marker bit. A gap still waits for the
-    retransmission (NACK), as before, and a frame whose start was lost is dropped
-    (the receiver asks for a keyframe) instead of reaching the decoder half-made.
+    (VP8 S bit) to the one with the marker bit. A gap waits for the retransmission
+    (NACK) for at most ``GAP_WAIT`` seconds; then the frames behind it move on from the
+    next frame start (aiortc's would hold them until 512 packets had piled up, seconds
+    of frozen video), a keyframe is asked for, and the next frame released is marked
+    ``after_loss`` so the relay's outputs wait for that keyframe. A frame whose start
+    was lost is dropped instead of reaching a decoder half-made.
     """
+
+    GAP_WAIT = 0.3
 
     def __init__(self) -> None:
         super().__init__(capacity=512, is_video=True)
         self.ssrc: int | None = None
-        self.dropped = 0
+        self.dropped = 0  # frames released without their start
+        self.skipped = 0  # gaps given up on
+        self._blocked: tuple[int, float] | None = None  # (origin, since) of a gap
+        self._after_loss = False
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         self.ssrc = packet.ssrc
-        return super().add(packet)
+        pli, frame = super().add(packet)
+        if frame is None and self._origin is not None:
+            if self._gap_before(packet.sequence_number):
+                now = time.monotonic()
+                if self._blocked is None or self._blocked[0] != self._origin:
+                    self._blocked = (self._origin, now)
+                elif now - self._blocked[1] > self.GAP_WAIT and self._skip_gap():
+                    self._blocked = None
+                    pli = True
+                    frame = self._remove_frame(packet.sequence_number)
+            else:
+                self._blocked = None
+        else:
+            self._blocked = None
+        return pli, frame
+
+    def _gap_before(self, sequence_number: int) -> bool:
+        """Whether a packet is missing between the origin and ``sequence_number``."""
+        delta = uint16_add(sequence_number, -self._origin)  # type: ignore[operator]
+        if delta >= self._capacity:
+            return False
+        return any(
+            self._packets[(self._origin + count) % self._capacity] is None  # type: ignore[operator]
+            for count in range(delta)
+        )
+
+    def _skip_gap(self) -> bool:
+        """Move the origin past the first gap, to the next frame start after it."""
+        gap = False
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]  # type: ignore[operator]
+            if packet is None:
+                gap = True
+            elif gap and _vp8_frame_start(packet):
+                self.remove(count)
+                self.skipped += 1
+                self._after_loss = True
+                return True
+        return False
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         packets: list[RtpPacket] = []
@@ -223,8 +270,12 @@ class MarkerJitterBuffer(JitterBuffer):
         self.remove(count)
         if not _vp8_frame_start(packets[0]):
             self.dropped += 1
+            self._after_loss = True
             return None
-        return JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+        frame = JitterFrame(data=b"".join(p._data for p in packets), timestamp=timestamp)  # type: ignore[attr-defined]
+        frame.after_loss = self._after_loss  # type: ignore[attr-defined]
+        self._after_loss = False
+        return frame
 
 
 class AudioPassBuffer(JitterBuffer):
@@ -274,7 +325,12 @@ class ReceiverTap:
         sink = self.sink
         if sink is not None:
             try:
-                sink(EncodedFrame(data, jitter_frame.timestamp, keyframe, time.monotonic()))
+                after_loss = bool(getattr(jitter_frame, "after_loss", False))
+                sink(
+                    EncodedFrame(
+                        data, jitter_frame.timestamp, keyframe, time.monotonic(), after_loss
+                    )
+                )
             except Exception:
                 logger.exception("forwarding a %s frame failed", self.kind)
         if self.kind == "video" and self._decode():

@@ -22,7 +22,8 @@ from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from calls.relay.call import RelayCall, RelayOfferError
+from calls.relay import forward
+from calls.relay.call import RelayCall, RelayOfferError, placeholder_texts
 from calls.relay.registry import (
     HEARTBEAT_SECONDS,
     LocalRegistry,
@@ -31,6 +32,7 @@ from calls.relay.registry import (
     get_registry,
     new_relay_id,
 )
+from calls.relay.tracks import warm_placeholders
 from purplevisits.realtime import call_group
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,8 @@ class RelayServer:
         if self.layer is None:
             raise RuntimeError("the relay needs a channel layer (CHANNEL_LAYERS)")
         self.channel = await self.layer.new_channel("relay.")
+        forward.check_hooks()  # an aiortc upgrade that moved a hook stops here, by name
+        await asyncio.to_thread(warm_placeholders, placeholder_texts())
         await self._announce()
         self._tasks = [
             asyncio.ensure_future(self._receive_loop()),

@@ -85,6 +85,26 @@ def test_a_gap_waits_for_the_retransmission() -> None:
     assert frame is not None and frame.data == b"abc"
 
 
+def test_a_gap_never_filled_is_given_up_on_and_a_keyframe_asked_for(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    clock = [100.0]
+    monkeypatch.setattr(forward.time, "monotonic", lambda: clock[0])
+    buffer = forward.MarkerJitterBuffer()
+    assert buffer.add(vp8_packet(1, 90, start=True, marker=True, body=b"A"))[1] is not None
+    buffer.add(vp8_packet(2, 180, start=True, marker=False, body=b"B1"))
+    # 3 is lost for good; frame B's end and frame C arrive.
+    assert buffer.add(vp8_packet(4, 180, start=False, marker=True, body=b"B3")) == (False, None)
+    assert buffer.add(vp8_packet(5, 270, start=True, marker=True, body=b"C")) == (False, None)
+    clock[0] += forward.MarkerJitterBuffer.GAP_WAIT / 2  # still waiting for the NACK
+    assert buffer.add(vp8_packet(6, 360, start=True, marker=True, body=b"D")) == (False, None)
+    clock[0] += forward.MarkerJitterBuffer.GAP_WAIT
+    pli, frame = buffer.add(vp8_packet(7, 450, start=True, marker=True, body=b"E"))
+    assert pli, "the sender is asked for a keyframe"
+    assert frame is not None and frame.data == b"C" and frame.after_loss  # type: ignore[attr-defined]
+    assert buffer.skipped == 1
+    _, frame = buffer.add(vp8_packet(8, 540, start=True, marker=True, body=b"F"))
+    assert frame is not None and frame.data == b"D" and not frame.after_loss  # type: ignore[attr-defined]
+
+
 def test_a_frame_whose_start_was_lost_is_dropped() -> None:
     buffer = forward.MarkerJitterBuffer()
     # The first packet the relay sees is the middle of a frame.
