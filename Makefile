@@ -8,7 +8,7 @@ PORT ?= 8000
 # Links in emails under `make run` (settings.SITE_URL).
 SITE_URL ?= http://$(HOST):$(PORT)
 
-.PHONY: help setup run test lint bench browser proxy lock clean
+.PHONY: help setup run test lint bench browser proxy axe lock clean
 
 help:
 	@echo "make run    set up and start the service with demo data on http://$(HOST):$(PORT)"
@@ -47,6 +47,16 @@ proxy:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq caddy libnss3-tools >/dev/null; \
 	else echo "caddy/certutil missing and not root: the production test will be skipped"; fi
 
+# axe-core from the npm registry, at the version pinned in tests/e2e/axe/package-lock.json,
+# for the accessibility test (tests/e2e/test_accessibility.py).
+AXE := tests/e2e/axe
+axe:
+	@if [ -f $(AXE)/node_modules/axe-core/axe.min.js ] && [ $(AXE)/node_modules/.package-lock.json -nt $(AXE)/package-lock.json ]; then :; \
+	elif command -v npm >/dev/null; then \
+		echo "Installing axe-core with npm ci…"; \
+		npm ci --prefix $(AXE) --ignore-scripts --no-audit --no-fund --silent; \
+	else echo "npm missing: the accessibility test will be skipped"; fi
+
 run: export SITE_URL := $(SITE_URL)
 run: setup
 	$(BIN)/python manage.py migrate --noinput
@@ -56,7 +66,7 @@ run: setup
 	@echo "Serving on $(SITE_URL)/ (Ctrl-C to stop)"
 	$(BIN)/daphne -b $(HOST) -p $(PORT) purplevisits.asgi:application
 
-test: setup browser proxy
+test: setup browser proxy axe
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -13,6 +13,7 @@ from establishments.models import Establishment
 from identity.images import ImageRejected, clean_photo
 from identity.models import Relationship
 from purplevisits.countries import country_choices
+from purplevisits.forms import date_of_birth_field
 from purplevisits.text import single_line
 
 PHOTO_ACCEPT = "image/jpeg,image/png"
@@ -21,13 +22,6 @@ PHOTO_ACCEPT = "image/jpeg,image/png"
 def _country_choices() -> list[tuple[str, str]]:
     """Every country, named in the page's language (purplevisits/countries.py)."""
     return [("", str(_("Choose a country"))), *country_choices()]
-
-
-class DateInput(forms.DateInput):
-    input_type = "date"
-
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs=attrs, format="%Y-%m-%d")
 
 
 class PhotoField(forms.FileField):
@@ -61,9 +55,7 @@ class ProfileForm(forms.Form):
         help_text=_("As it is written on your passport or driving licence."),
         widget=forms.TextInput(attrs={"autocomplete": "name"}),
     )
-    date_of_birth = forms.DateField(
-        label=_("Date of birth"), widget=DateInput(attrs={"autocomplete": "bday"})
-    )
+    date_of_birth = date_of_birth_field()
     phone = forms.CharField(
         label=_("Phone number"),
         max_length=32,
@@ -114,7 +106,7 @@ class DependantForm(forms.Form):
     # Names reach email subjects ("Amy is approved"): one line only.
     first_name = forms.CharField(label=_("First name"), max_length=80, validators=[single_line])
     last_name = forms.CharField(label=_("Last name"), max_length=80, validators=[single_line])
-    date_of_birth = forms.DateField(label=_("Date of birth"), widget=DateInput())
+    date_of_birth = date_of_birth_field()
     photo = PhotoField(
         label=_("Photo of their face"),
         help_text=_("Looking at the camera, with nobody else in it. JPEG or PNG, up to 10 MB."),
@@ -133,7 +125,7 @@ class ConnectionForm(forms.Form):
         widget=forms.TextInput(attrs={"autocapitalize": "characters", "spellcheck": "false"}),
     )
     last_name = forms.CharField(label=_("Their last name"), max_length=80, validators=[single_line])
-    date_of_birth = forms.DateField(label=_("Their date of birth"), widget=DateInput())
+    date_of_birth = date_of_birth_field(label=_("Their date of birth"))
     establishment = forms.ModelChoiceField(
         label=_("Prison"),
         queryset=Establishment.objects.order_by("name"),

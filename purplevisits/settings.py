@@ -104,6 +104,7 @@ TEMPLATES = [
     },
 ]
 
+FORM_RENDERER = "purplevisits.forms.SiteFormRenderer"  # one form pattern site-wide (issue 17)
 
 # --- Database -----------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", "")

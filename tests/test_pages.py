@@ -296,3 +296,10 @@ def test_the_childrens_rule_is_shown_where_visitors_choose_who_joins(language: s
     assert 'id="children-rule"' not in _booking_page(off)
     booking.establishment = off
     assert 'id="children-rule"' not in _join_page(booking)
+
+
+def test_the_booking_portal_shows_the_prisons_visits_team(client: Client) -> None:
+    establishment = _contact_establishment()
+    content = client.get(reverse("bookings:portal", args=[establishment.code])).content.decode()
+    assert establishment.visits_phone in content
+    assert f"mailto:{establishment.visits_email}" in content
