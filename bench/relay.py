@@ -134,7 +134,19 @@ def _relay_process(
                 from calls.facecheck import shared_pool
 
                 workers = shared_pool().worker_pids()
+            delays = sorted(
+                d
+                for c in calls.values()
+                for peer in c.peers.values()
+                for output in peer.outputs
+                if output.kind == "video"
+                for d in output.forward_delays
+            )
             reply = {
+                "inside_ms": [
+                    1000 * delays[int(len(delays) * q)] if delays else float("nan")
+                    for q in (0.5, 0.95)
+                ],
                 "pid": os.getpid(),
                 "workers": workers,
                 "pauses": counts["pauses"],
@@ -355,6 +367,8 @@ async def run_relayed(
     result["face_cpu"] = sum(result["cpu"][len(relay_pids) :])
     result["pauses"] = sum(a["pauses"] - s["pauses"] for a, s in zip(after, stats, strict=True))
     result["checks"] = sum(a["checks"] for a in after)
+    # Inside the relay (frame complete → handed to the sender), the worst process.
+    result["inside"] = [max(a["inside_ms"][i] for a in after) for i in (0, 1)]
     result["settled"] = settled
     resume = await _keyframe_wait(calls) if settled else {"waits": [], "no_placeholder": 0}
     result["resume"], result["no_placeholder"] = resume["waits"], resume["no_placeholder"]
@@ -528,6 +542,7 @@ def main() -> None:
                 f"    relayed end to end p50/p95 {relayed['p50']:.0f}/{relayed['p95']:.0f} ms;"
                 f" direct {direct['p50']:.0f}/{direct['p95']:.0f} ms,"
                 f" delivered {direct['delivered']:.1%}"
+                + "; inside the relay p50/p95 {:.1f}/{:.1f} ms".format(*relayed["inside"])
                 + (f"; {relayed['checks']} face checks in the relays" if face_checks else "")
             )
     finally:

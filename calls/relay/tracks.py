@@ -219,6 +219,9 @@ class OutputTrack(MediaStreamTrack):
         self.placeholder_frames = 0
         self.dropped_frames = 0
         self.keyframe_waits: list[float] = []  # seconds from a switch to its first live keyframe
+        # Seconds each live frame spent inside the relay (whole frame in → handed to the
+        # sender), the last few thousand: what the relay itself adds (bench/relay.py).
+        self.forward_delays: collections.deque[float] = collections.deque(maxlen=4000)
         self._switched_at: float | None = None
         self.bitrate: int | None = None
 
@@ -385,6 +388,7 @@ class OutputTrack(MediaStreamTrack):
                 if frame is not None and self._passing():  # paused while we waited: drop it
                     self.live_frames += 1
                     self._placeholder_sent = None
+                    self.forward_delays.append(time.monotonic() - frame.arrived)
                     return self._stamp(frame.data, frame.timestamp)
                 if self._passing() and not self._need_keyframe and frame is None:
                     # The source went quiet: placeholder until its next keyframe.
