@@ -11,7 +11,7 @@ def test_home_page_in_chromium_at_phone_width(live_server_url, launch_browser, t
     page = browser.new_page(viewport={"width": 320, "height": 640})
     page.goto(live_server_url + "/")
     assert page.locator("h1").inner_text() == "Video calls with someone in prison"
-    assert page.get_by_text("HMP Browserton").is_visible()
+    assert page.get_by_role("heading", name="HMP Browserton").is_visible()
     # Nothing wider than the phone: no horizontal scrolling at 320 px.
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
     # The skip link is the first thing a keyboard user reaches.

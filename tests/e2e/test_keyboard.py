@@ -251,7 +251,10 @@ def test_the_staff_week_says_it_scrolls_and_scrolls_from_the_keyboard(  # type: 
     assert page.get_by_role("region", name=page.locator("h1").inner_text()).count() == 1
     for _ in range(10):
         page.keyboard.press("ArrowRight")
-    assert page.evaluate("document.getElementById('week-region').scrollLeft") > 0
+    # Keyboard scrolling may be smooth (animated): wait for it, with a ceiling.
+    page.wait_for_function(
+        "document.getElementById('week-region').scrollLeft > 0", timeout=CEILING_MS
+    )
     # Wide enough for the whole week: no cue.
     page.set_viewport_size({"width": 1900, "height": 800})
     page.wait_for_function("document.getElementById('week-cue').hidden", timeout=CEILING_MS)
