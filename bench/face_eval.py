@@ -194,7 +194,8 @@ def whole_in_frame(box: tuple[float, ...]) -> bool:
 
 def render(scenario: Scenario, t: float) -> tuple[np.ndarray, list[tuple[Actor, tuple, bool]]]:
     """The frame at ``t`` and [(actor, face box in frame pixels, whole face in frame)]."""
-    frame = Image.fromarray(_background(scenario.seed % 7))
+    # Seven backgrounds per evaluation set (--seed picks another seven).
+    frame = Image.fromarray(_background(scenario.seed % 7 + 7 * (scenario.seed // 1000)))
     placed = []
     for actor in scenario.actors:
         pose = actor.pose(t)
@@ -274,7 +275,7 @@ def _stranger_pose(
     return pose
 
 
-def stranger_scenarios(quick: bool) -> list[Scenario]:
+def stranger_scenarios(quick: bool, seed: int = 0) -> list[Scenario]:
     out = []
     if quick:
         conditions: tuple[str, ...] = ("frontal", "dark", "roll+30", "small-60", "phone-320")
@@ -285,9 +286,9 @@ def stranger_scenarios(quick: bool) -> list[Scenario]:
     for condition in conditions:
         for stay in stays:
             for entry in ("pop", "slide"):
-                stranger = STRANGERS[index % len(STRANGERS)]
+                stranger = STRANGERS[(index + seed) % len(STRANGERS)]
                 index += 1
-                rng = random.Random(index)
+                rng = random.Random(index + 1000 * seed)
                 t0 = 2.0 + rng.random() * 0.5  # anywhere in the check cycle
                 family = _family_member()
                 visitor = Actor(stranger, False, _stranger_pose(condition, entry, t0, stay))
@@ -304,7 +305,7 @@ def stranger_scenarios(quick: bool) -> list[Scenario]:
                         appear_at=t0 - (1.0 if entry == "slide" else 0.0),
                         whole_at=t0,
                         leave_at=t0 + stay,
-                        seed=index,
+                        seed=index + 1000 * seed,
                     )
                 )
     # Lingering, partly in frame (35 % / 50 % of the face outside) for 8 s.
@@ -328,7 +329,7 @@ def stranger_scenarios(quick: bool) -> list[Scenario]:
                 appear_at=t0,
                 whole_at=None,
                 leave_at=t0 + stay,
-                seed=50 + index,
+                seed=50 + index + 1000 * seed,
             )
         )
     return out
@@ -371,7 +372,7 @@ def _fair_actor(name: str, seed: int, slot: int, segment_s: float) -> Actor:
     return Actor(name, True, pose)
 
 
-def fair_scenarios(quick: bool, hours: float) -> list[Scenario]:
+def fair_scenarios(quick: bool, hours: float, seed: int = 0) -> list[Scenario]:
     families = [
         (("obama.jpg",), ("obama2.jpg",)),
         (("obama.jpg",), ("obama3.jpg",)),
@@ -379,26 +380,37 @@ def fair_scenarios(quick: bool, hours: float) -> list[Scenario]:
         (("obama.jpg", "collins.jpg"), ("obama3.jpg", "collins.jpg")),
         (("biden.jpg", "obama.jpg"), ("biden.jpg", "obama2.jpg")),
     ]
+    if seed:
+        # The held-out set: other backgrounds, poses and conditions (the seed), and
+        # families the tuning set (seed 0) does not have.
+        families = [
+            (("collins.jpg",), ("collins.jpg",)),
+            (("hopper.jpg", "obama.jpg"), ("hopper.jpg", "obama3.jpg")),
+            (("biden.jpg",), ("biden.jpg",)),
+            (("obama2.jpg", "collins.jpg"), ("obama.jpg", "collins.jpg")),
+            (("obama3.jpg",), ("obama2.jpg",)),
+        ]
     length = 60.0 if quick else 600.0
     segment_s = 15.0
     count = max(1, round(hours * 3600 / length))
     out = []
     for index in range(count):
         enrolled, shown = families[index % len(families)]
-        actors = [_fair_actor(name, index, slot, segment_s) for slot, name in enumerate(shown)]
+        key = index + 1000 * seed
+        actors = [_fair_actor(name, key, slot, segment_s) for slot, name in enumerate(shown)]
 
-        def condition(t: float, index: int = index) -> str:
-            return _segment_rng(index, int(t // segment_s) + 7777).choice(FAIR_CONDITIONS)
+        def condition(t: float, key: int = key) -> str:
+            return _segment_rng(key, int(t // segment_s) + 7777).choice(FAIR_CONDITIONS)
 
         out.append(
             Scenario(
-                key=f"fair-{index}",
+                key=f"fair-{key}",
                 kind="fair",
                 condition=condition,
                 duration=length,
                 enrolled=enrolled,
                 actors=actors,
-                seed=index,
+                seed=key,
             )
         )
     return out
@@ -653,7 +665,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     status_by_size = {}
     for label, (low, high) in sizes.items():
         group = [s for s in approved_sightings if low <= s[1] < high]
-        counts = defaultdict(int)
+        counts: dict[str, int] = defaultdict(int)
         for s in group:
             counts[s[2]] += 1
         status_by_size[label] = (len(group), dict(counts))
@@ -666,6 +678,10 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         cpu = getattr(t, "cpu_ms", 0.0) or t.worker_ms
         faces = "3+" if t.faces >= 3 else str(t.faces)
         kind = "skipped" if getattr(t, "skipped", False) else f"{t.encoded} encoded"
+        if getattr(t, "partial", False):
+            kind += ", partial"
+        if getattr(t, "verified", 0):
+            kind += ", CNN verified"
         cpu_by[f"{faces} face(s), {kind}"].append(cpu)
     total_cpu = sum((getattr(t, "cpu_ms", 0.0) or t.worker_ms) for t in timings)
     total_seconds = sum(o.seconds for o in outcomes)
@@ -693,10 +709,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "missed": [o.scenario.key for o in long_ones if not caught_within(o, 1.5)],
         "pause_p50": pct(delays, 50),
         "pause_p95": pct(delays, 95),
-        "linger": [
-            (o.scenario.key, first_pause(o) - o.scenario.appear_at if first_pause(o) else None)
-            for o in lingers
-        ],
+        "linger": [(o.scenario.key, _after_appearing(o, first_pause(o))) for o in lingers],
         "false_pauses": false_pauses + lead_in_false,
         "call_hours": hours,
         "false_per_hour": (false_pauses + lead_in_false) / hours if hours else float("nan"),
@@ -720,6 +733,11 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     }
 
 
+def _after_appearing(outcome: Outcome, pause: float | None) -> float | None:
+    appear = outcome.scenario.appear_at
+    return pause - appear if pause is not None and appear is not None else None
+
+
 def _why(detail: dict[str, Any]) -> str:
     if detail.get("lead_out_of_view"):
         return "children's rule: nobody approved in view"
@@ -731,7 +749,13 @@ def _why(detail: dict[str, Any]) -> str:
 
 def report(summary: dict[str, Any], machine: dict[str, Any], wall: float, args: Any) -> None:
     s = summary
-    print("Face-check evaluation (bench/face_eval.py" + (" --quick" if args.quick else "") + ")")
+    flags = (" --quick" if args.quick else "") + (f" --seed {args.seed}" if args.seed else "")
+    flags += " --no-partial" if args.no_partial else ""
+    print(f"Face-check evaluation (bench/face_eval.py{flags})")
+    print(
+        "evaluation set: "
+        + ("seed 0, the set the defaults were tuned on" if not args.seed else "held out")
+    )
     print(
         f"machine: {machine['cores']} cores ({machine['cpu']}), load {machine['load']},"
         f" reference workload {machine['reference_ms']} ms CPU, Python {machine['python']};"
@@ -805,20 +829,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--broken", action="store_true", help="a deliberately broken checker")
     parser.add_argument("--only", choices=("strangers", "fair"), default=None)
     parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="0: the set the defaults were tuned on; another number: a held-out set "
+        "(other backgrounds, poses, conditions, entry times and families)",
+    )
+    parser.add_argument(
+        "--no-partial", action="store_true", help="full detection at every check (compare)"
+    )
+    parser.add_argument(
         "--wall", action="store_true", help="charge checks their wall time, not CPU time"
     )
     args = parser.parse_args(argv)
     hours = args.hours if args.hours is not None else (0.05 if args.quick else 10.0)
     scenarios: list[Scenario] = []
     if args.only != "fair":
-        scenarios += stranger_scenarios(args.quick)
+        scenarios += stranger_scenarios(args.quick, args.seed)
     if args.only != "strangers":
-        scenarios += fair_scenarios(args.quick, hours)
+        scenarios += fair_scenarios(args.quick, hours, args.seed)
     machine = machine_reference()
     started = time.perf_counter()
     options: dict[str, Any] = {}
     if args.detect_width:
         options["detect_width"] = args.detect_width
+    if args.no_partial:
+        options["partial_detection"] = False
     outcomes = asyncio.run(
         run_all(
             scenarios, workers=args.workers, broken=args.broken, options=options, wall=args.wall

@@ -56,6 +56,8 @@ class CheckTiming:
     error: str = ""
     cpu_ms: float = 0.0  # CPU time of the analysis in the worker
     skipped: bool = False  # detection skipped: picture unchanged, every face approved
+    partial: bool = False  # detection only where the picture changed
+    verified: int = 0  # weak detections given the CNN detector's second opinion
 
 
 def frame_to_rgb(frame: Any, *, max_width: int = TRANSPORT_WIDTH) -> np.ndarray:
@@ -114,6 +116,7 @@ class FaceChecker:
         unknown_band: float = 0.04,
         linger_seconds: float = 3.0,
         skip_unchanged: bool = True,
+        partial_detection: bool = True,
         exempt_children: int = 0,
         check_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -134,6 +137,7 @@ class FaceChecker:
         self.confirm_gap = confirm_gap
         self.unknown_band = float(unknown_band)
         self.skip_unchanged = skip_unchanged
+        self.partial_detection = partial_detection
         self.check_timeout = check_timeout
         self.on_pause = on_pause
         self.on_resume = on_resume
@@ -332,6 +336,7 @@ class FaceChecker:
             unknown_band=self.unknown_band,
             previous_thumb=state.thumb if self.skip_unchanged else None,
             since_full=state.since_full,
+            partial=self.partial_detection,
         )
         try:
             result = await self.pool.run(analyse, job, timeout=self.check_timeout)
@@ -431,6 +436,8 @@ class FaceChecker:
                 error=error,
                 cpu_ms=result.cpu_ms if result else 0.0,
                 skipped=result.skipped if result else False,
+                partial=result.partial if result else False,
+                verified=result.verified if result else 0,
             )
         )
         metrics.face_check_observed(self.timings[-1].total_ms)  # /metrics
