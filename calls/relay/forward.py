@@ -303,19 +303,34 @@ class ReceiverTap:
     aiortc's receiver ``put``s each re-assembled frame here (on the event loop) and its
     decoder thread ``get``s from here. Every frame goes to ``sink`` (the forwarding);
     a video frame also goes to the decoder when ``decode()`` says someone (the face
-    checks) wants decoded frames. The end-of-stream ``None`` always reaches the thread.
+    checks) wants decoded frames.
+
+    The decoder never gets more than ``DECODE_BACKLOG`` frames behind: on a starved
+    machine an unbounded backlog grew for good, and aiortc's receiver, stopping, waits
+    on the event loop for its thread to decode all of it (a call's end froze every
+    socket of an in-process relay). Past the limit the tap skips to the next keyframe
+    (asking the sender for one through ``on_overload``). The end-of-stream ``None``
+    always reaches the thread at once, ahead of frames not yet decoded.
     """
+
+    DECODE_BACKLOG = 8
 
     def __init__(self, kind: str, decode: Callable[[], bool]) -> None:
         self.kind = kind
         self.sink: FrameSink | None = None
+        self.on_overload: Callable[[], object] | None = None
         self._decode = decode
         self._inner: queue.Queue[Any] = queue.Queue()
+        self._skipping = False
         self.frames = 0
         self.decoded = 0  # frames handed to the decoder thread
+        self.skipped = 0  # frames not decoded: the decoder was too far behind
 
     def put(self, item: Any) -> None:
         if item is None:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self._inner.get_nowait()
             self._inner.put(None)
             return
         codec, jitter_frame = item
@@ -334,6 +349,16 @@ class ReceiverTap:
             except Exception:
                 logger.exception("forwarding a %s frame failed", self.kind)
         if self.kind == "video" and self._decode():
+            if self._skipping and not keyframe:
+                self.skipped += 1
+                return
+            self._skipping = False
+            if self._inner.qsize() >= self.DECODE_BACKLOG:
+                self.skipped += 1
+                self._skipping = True
+                if self.on_overload is not None:
+                    self.on_overload()
+                return
             self.decoded += 1
             self._inner.put(item)
 
@@ -423,7 +448,9 @@ def tap_receiver(
     tap = ReceiverTap(kind, decode)
     setattr(receiver, _RECEIVER_JITTER, buffer)
     setattr(receiver, _RECEIVER_QUEUE, tap)
-    return tap, ReceiverControl(receiver, buffer)
+    control = ReceiverControl(receiver, buffer)
+    tap.on_overload = control.request_keyframe
+    return tap, control
 
 
 def is_tapped(receiver: RTCRtpReceiver) -> bool:

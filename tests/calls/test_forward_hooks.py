@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from aiortc import RTCRtpReceiver, RTCRtpSender
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
 from calls.relay import forward
@@ -190,3 +191,30 @@ def test_an_offer_without_opus_is_refused() -> None:
     offer = CHROME_LIKE.replace("opus/48000/2", "ISAC/16000")
     with pytest.raises(forward.NoCommonCodec, match="Opus"):
         forward.forwardable_offer(offer)
+
+
+# --- the decode tap ------------------------------------------------------------------
+
+
+def test_the_decoder_never_falls_far_behind_and_the_end_goes_first() -> None:
+    class Codec:
+        name = "VP8"
+
+    def frame(keyframe: bool) -> tuple[Codec, JitterFrame]:
+        return Codec(), JitterFrame(data=bytes([0x00 if keyframe else 0x01]) + b"vp8", timestamp=0)
+
+    asked: list[int] = []
+    forwarded: list[bool] = []
+    tap = forward.ReceiverTap("video", lambda: True)
+    tap.on_overload = lambda: asked.append(1)
+    tap.sink = lambda encoded: forwarded.append(encoded.keyframe)
+    tap.put(frame(True))
+    for _ in range(40):  # nobody decodes: the thread is starved
+        tap.put(frame(False))
+    assert tap.decoded == forward.ReceiverTap.DECODE_BACKLOG
+    assert asked == [1], "one keyframe request when the backlog fills"
+    assert len(forwarded) == 41, "forwarding never waits for decoding"
+    tap.put(frame(False))  # still skipping: only a keyframe restarts decoding
+    assert tap.decoded == forward.ReceiverTap.DECODE_BACKLOG
+    tap.put(None)  # the receiver stops: its thread must not decode the backlog first
+    assert tap.get(timeout=1) is None
