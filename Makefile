@@ -18,12 +18,15 @@ help:
 
 # requirements.lock: what the service runs (the image installs only it);
 # requirements-dev.lock: tests and linters.
-$(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.txt pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock requirements-nodeps.txt pyproject.toml deploy/dlib.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.lock -r requirements-dev.lock
-	# face_recognition without its `dlib` requirement: dlib comes from dlib-bin.
+	# face_recognition without its `dlib` requirement: dlib comes from dlib-bin, then
+	# (deploy/dlib.sh, once per machine, cached in var/wheels) dlib built here with
+	# OpenBLAS: face checks 2-4x cheaper. DLIB_FROM_SOURCE=0 keeps dlib-bin.
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
+	sh deploy/dlib.sh $(BIN)/python var/wheels
 	$(BIN)/python -c "import django, channels, aiortc, face_recognition"
 	touch $(STAMP)
 

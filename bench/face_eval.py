@@ -241,7 +241,13 @@ def _family_member(name: str = APPROVED_NAME, x: float = 170, width: int = 140) 
 
 
 def _stranger_pose(
-    condition: str, entry: str, t0: float, stay: float, *, partial: float = 0.0
+    condition: str,
+    entry: str,
+    t0: float,
+    stay: float,
+    *,
+    partial: float = 0.0,
+    side: str = "right",
 ) -> Callable[[float], tuple[float, float, int, int, float] | None]:
     width = {"small-60": 60, "small-80": 80}.get(condition, 130)
     if condition == "phone-320":
@@ -252,7 +258,8 @@ def _stranger_pose(
     if condition == "edge":
         x = W - width * 0.55  # whole face in, touching the edge
     if partial:
-        x = W - width / 2 + width * partial  # this share of the face box outside
+        # This share of the face box outside the frame, at the right or left edge.
+        x = W - width / 2 + width * partial if side == "right" else width / 2 - width * partial
     off = W + width * 1.2  # fully out of frame, right
     slide = 1.0
 
@@ -308,18 +315,26 @@ def stranger_scenarios(quick: bool, seed: int = 0) -> list[Scenario]:
                         seed=index + 1000 * seed,
                     )
                 )
-    # Lingering, partly in frame (35 % / 50 % of the face outside) for 8 s.
-    for index, (stranger, partial) in enumerate(
-        [("biden.jpg", 0.35), ("hopper.jpg", 0.5)][: 1 if quick else 2]
-    ):
+    # Lingering, partly in frame (35 % to 60 % of the face outside) for 8 s, either edge.
+    if quick:
+        lingers = [("biden.jpg", 0.35, "right"), ("hopper.jpg", 0.5, "left")]
+    else:
+        lingers = [
+            (STRANGERS[(i + j + seed) % len(STRANGERS)], partial, side)
+            for i, partial in enumerate((0.35, 0.5, 0.6))
+            for j, side in enumerate(("right", "left"))
+        ]
+    for index, (stranger, partial, side) in enumerate(lingers):
         t0 = 2.0
         stay = 8.0
         visitor = Actor(
-            stranger, False, _stranger_pose("frontal", "pop", t0, stay, partial=partial)
+            stranger,
+            False,
+            _stranger_pose("frontal", "pop", t0, stay, partial=partial, side=side),
         )
         out.append(
             Scenario(
-                key=f"linger-partial-{partial:.0%}/{stranger}",
+                key=f"linger-partial-{partial:.0%}-{side}/{stranger}",
                 kind="linger",
                 condition="frontal",
                 duration=t0 + stay + 1.0,
@@ -682,6 +697,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
             kind += ", partial"
         if getattr(t, "verified", 0):
             kind += ", CNN verified"
+        if getattr(t, "mirror_sides", 0):
+            kind += ", edges"
         cpu_by[f"{faces} face(s), {kind}"].append(cpu)
     total_cpu = sum((getattr(t, "cpu_ms", 0.0) or t.worker_ms) for t in timings)
     total_seconds = sum(o.seconds for o in outcomes)
@@ -839,6 +856,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--no-partial", action="store_true", help="full detection at every check (compare)"
     )
     parser.add_argument(
+        "--no-mirror-edges",
+        action="store_true",
+        help="no search for faces half out of the picture (compare)",
+    )
+    parser.add_argument(
         "--wall", action="store_true", help="charge checks their wall time, not CPU time"
     )
     args = parser.parse_args(argv)
@@ -855,6 +877,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         options["detect_width"] = args.detect_width
     if args.no_partial:
         options["partial_detection"] = False
+    if args.no_mirror_edges:
+        options["mirror_edges"] = False
     outcomes = asyncio.run(
         run_all(
             scenarios, workers=args.workers, broken=args.broken, options=options, wall=args.wall

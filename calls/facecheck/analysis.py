@@ -49,7 +49,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -95,6 +95,9 @@ class Track:
     approved_before: bool = False
     # HOG score of the detection that started the track (or of its last encoding).
     score: float = 0.0
+    # Found on the mirrored edge strip (a face about half out of the picture) and
+    # encoded once from its mirror image (see :func:`_detect_mirrored`).
+    mirrored: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,19 @@ class CheckJob:
     # false positives (measured 0.05-0.31) encode as strangers 0.76-0.79 away. Real
     # strangers on the evaluation scored 0.43-1.9; the CNN found every one of them.
     verify_below: float = 0.8
+    # Faces about half out of the picture at the left or right edge, which HOG cannot
+    # see, are looked for on a strip of that edge joined to its mirror image (a face
+    # is nearly symmetric: its visible half and the mirror make a whole face). The
+    # strip is this share of the frame's width, scanned at ``mirror_detect_width``
+    # scale; only where the strip changed since the last full detection or a track
+    # touches that edge. A mirrored face is encoded once from the mirror image:
+    # nearer than tolerance - ``mirror_margin`` to an approved encoding → approved
+    # (measured: people's own mirrored half faces 0.29-0.65 from their enrolment,
+    # others' 0.63 and further); otherwise it stays unknown (``edge``) and lingers.
+    mirror_edges: bool = True
+    mirror_share: float = 0.18
+    mirror_detect_width: int = 640
+    mirror_margin: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -165,6 +181,9 @@ class CheckResult:
     regions: int = 0
     # Detections checked by the CNN detector in this check.
     verified: int = 0
+    # Edge strips scanned for mirrored faces, and faces found there.
+    mirror_sides: int = 0
+    mirrored: int = 0
 
     def seen(self, status: str) -> list[Track]:
         """Tracks detected in this check with ``status``."""
@@ -406,6 +425,105 @@ def _detect_regions(
     return found
 
 
+@dataclass(frozen=True)
+class MirrorFace:
+    """A face found on a mirrored edge strip: ``box`` is its visible part in the frame."""
+
+    box: Box
+    score: float
+    strip: np.ndarray = field(compare=False, repr=False)
+    strip_box: Box = (0, 0, 0, 0)  # the whole (mirror-completed) face in ``strip``
+
+
+def edge_strip(image: np.ndarray, side: str, share: float) -> tuple[np.ndarray, int]:
+    """(the ``side`` edge's strip joined to its mirror image, the strip's width ``s``).
+
+    Left: ``mirror | strip``; right: ``strip | mirror``; the frame's edge is at x = s."""
+    width = image.shape[1]
+    s = max(8, round(width * share))
+    if side == "left":
+        part = image[:, :s]
+        joined = np.concatenate([part[:, ::-1], part], axis=1)
+    else:
+        part = image[:, width - s :]
+        joined = np.concatenate([part, part[:, ::-1]], axis=1)
+    return np.ascontiguousarray(joined), s
+
+
+def _detect_mirrored(
+    image: np.ndarray, sides: list[str], job: CheckJob, found: list[Detection]
+) -> list[MirrorFace]:
+    """Faces about half out of the picture at ``sides``, not among ``found`` already."""
+    from face_recognition.api import face_detector
+
+    height, width = image.shape[:2]
+    faces: list[MirrorFace] = []
+    for side in sides:
+        strip, s = edge_strip(image, side, job.mirror_share)
+        small, scale = _downscale(strip, max(16, round(2 * s * job.mirror_detect_width / width)))
+        rects, scores, _kinds = face_detector.run(small, 0, 0.0)
+        for rect, score in zip(rects, scores, strict=True):
+            if score < job.min_score:
+                continue
+            top = max(0, round(rect.top() * scale))
+            bottom = min(height, round(rect.bottom() * scale))
+            left, right = round(rect.left() * scale), round(rect.right() * scale)
+            face = right - left
+            # The mirror's axis (the frame's edge) must run down the middle of the face:
+            # anything else is a face inside the frame (HOG's own job) or its reflection.
+            if face <= 0 or abs((left + right) / 2 - s) > 0.2 * face:
+                continue
+            if side == "left":
+                box = (top, right - s, bottom, 0)
+            else:
+                box = (top, width, bottom, left + width - s)
+            if box[1] - box[3] < 8 or any(
+                iou(box, d[0]) > 0.2 or _overlaps_centre(box, d[0]) for d in found
+            ):
+                continue
+            whole = (top, right, bottom, left)
+            faces.append(MirrorFace(box=box, score=float(score), strip=strip, strip_box=whole))
+    return faces
+
+
+def _overlaps_centre(a: Box, b: Box) -> bool:
+    """The centre of ``a`` lies inside ``b``."""
+    cy, cx = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2
+    return b[0] <= cy <= b[2] and b[3] <= cx <= b[1]
+
+
+def mirror_sides(
+    job: CheckJob, thumb: np.ndarray, size: tuple[int, int], regions: list[Box] | None
+) -> list[str]:
+    """The edges to scan for half-out faces in this check: where the picture's outermost
+    columns changed since the last full detection, or a track touches that edge
+    (``regions``: a partial detection, only edges a region reaches)."""
+    if not job.mirror_edges:
+        return []
+    width, _height = size
+    cols = thumb.shape[1]
+    # A face half out of the picture covers its outermost pixels: only a change there
+    # (two 8 px thumbnail columns), not anywhere in the strip, calls for a scan.
+    strip_cols = min(2, cols)
+    sides = []
+    for side in ("left", "right"):
+        if regions is not None and not any(
+            (r[3] <= 0 if side == "left" else r[1] >= width) for r in regions
+        ):
+            continue
+        touching = any(
+            (t.box[3] <= 2 if side == "left" else t.box[1] >= width - 2) for t in job.tracks
+        )
+        before = job.previous_thumb
+        if before is None or before.shape != thumb.shape or touching:
+            sides.append(side)
+            continue
+        cut = slice(0, strip_cols) if side == "left" else slice(cols - strip_cols, cols)
+        if not unchanged(before[:, cut], thumb[:, cut], job.unchanged_max):
+            sides.append(side)
+    return sides
+
+
 def looks_like_face(image: np.ndarray, box: Box, *, size: int = 80, margin: float = 0.35) -> bool:
     """Second opinion from dlib's CNN face detector (mmod, in face_recognition_models)
     on a crop around ``box`` scaled so the face is ``size`` px wide (≈ 70-110 ms)."""
@@ -528,6 +646,14 @@ def analyse(job: CheckJob) -> CheckResult:
         standing = []
     standing_ids = {t.id for t in standing}
     candidates = tuple(t for t in job.tracks if t.id not in standing_ids)
+    # Faces about half out of the picture (HOG does not see a half face): found on the
+    # edge strips joined to their mirror image, where something changed there.
+    sides = mirror_sides(job, thumb, (width, height), regions if partial else None)
+    mirror_faces = _detect_mirrored(image, sides, job, detections) if sides else []
+    mirror_faces = [m for m in mirror_faces if not any(iou(m.box, t.box) > 0.2 for t in standing)]
+    mirror_at = len(detections)
+    detections = detections + [(m.box, False, EDGE, m.score) for m in mirror_faces]
+    to_mirror: list[tuple[int, MirrorFace]] = []  # (index into current, the face)
     boxes = [d[0] for d in detections]
     matched = associate(candidates, boxes, job.iou_threshold)
     next_id = job.next_track_id
@@ -549,17 +675,7 @@ def analyse(job: CheckJob) -> CheckResult:
             next_id += 1
             needs = True
         else:
-            track = Track(
-                id=previous.id,
-                box=box,
-                status=previous.status,
-                since_encode=previous.since_encode + 1,
-                distance=previous.distance,
-                chip=previous.chip,
-                reason=previous.reason,
-                approved_before=previous.approved_before,
-                score=previous.score,
-            )
+            track = replace(previous, box=box, since_encode=previous.since_encode + 1, missed=0)
             if previous.status in (APPROVED, UNAPPROVED) or previous.reason == NOT_FACE:
                 # Known either way: encoded again only if the face looks different
                 # (or, approved, for the periodic re-verification). A known track cut
@@ -578,29 +694,17 @@ def analyse(job: CheckJob) -> CheckResult:
         if needs and good and chip is not None:
             chips[len(current)] = chip
             to_encode.append(len(current))
-            track = Track(
-                id=track.id,
-                box=track.box,
-                status=track.status,
-                since_encode=track.since_encode,
-                distance=track.distance,
-                chip=track.chip,
-                reason=track.reason,
-                approved_before=track.approved_before,
-                score=score,
-            )
+            track = replace(track, score=score)
         elif needs:
             # A weak or cut-off new face says nothing either way: unknown, with why.
-            track = Track(
-                id=track.id,
-                box=box,
-                status=UNKNOWN,
-                since_encode=track.since_encode,
-                distance=track.distance,
-                reason=why or track.reason,
-                approved_before=track.approved_before,
-                score=track.score,
-            )
+            track = replace(track, status=UNKNOWN, chip=None, reason=why or track.reason)
+        if (
+            index >= mirror_at
+            and track.status == UNKNOWN
+            and track.reason == EDGE
+            and not track.mirrored
+        ):
+            to_mirror.append((len(current), mirror_faces[index - mirror_at]))
         current.append(track)
 
     encodings: dict[int, np.ndarray] = {}
@@ -633,18 +737,46 @@ def analyse(job: CheckJob) -> CheckResult:
                 verified += 1
                 if not looks_like_face(image, track.box):
                     status, reason = UNKNOWN, NOT_FACE
-            current[i] = Track(
-                id=track.id,
-                box=track.box,
+            current[i] = replace(
+                track,
                 status=status,
                 since_encode=0,
                 distance=distance,
                 chip=chips[i],
                 reason=reason,
                 approved_before=track.approved_before or status == APPROVED,
-                score=track.score,
             )
             encodings[track.id] = vector
+    for i, face in to_mirror:
+        # Once per track: the mirror-completed face, encoded. Near an approved encoding
+        # (with a margin: half a face mirrored is not the face) → approved; otherwise it
+        # stays unknown at the edge and counts if it lingers, unless it is not a face.
+        track = current[i]
+        vector = face_recognition.face_encodings(
+            face.strip, known_face_locations=[face.strip_box], num_jitters=1
+        )[0]
+        approved = np.asarray(job.approved, dtype=np.float64).reshape(-1, 128)
+        distance = (
+            float(np.min(face_recognition.face_distance(approved, vector)))
+            if len(approved)
+            else float("inf")
+        )
+        status, reason = UNKNOWN, EDGE
+        if distance <= job.tolerance - job.mirror_margin:
+            status, reason = APPROVED, ""
+        else:
+            verified += 1
+            if not looks_like_face(face.strip, face.strip_box):
+                reason = NOT_FACE
+        current[i] = replace(
+            track,
+            status=status,
+            reason=reason,
+            distance=distance,
+            since_encode=0,
+            mirrored=True,
+            approved_before=track.approved_before or status == APPROVED,
+        )
     encoded_at = time.perf_counter()
 
     detected_ids = tuple(t.id for t in current) + tuple(t.id for t in standing if t.missed == 0)
@@ -654,24 +786,14 @@ def analyse(job: CheckJob) -> CheckResult:
     for track in job.tracks:
         if track.id not in continued and track.missed < job.keep_missed:
             current.append(
-                Track(
-                    id=track.id,
-                    box=track.box,
-                    status=track.status,
-                    since_encode=track.since_encode + 1,
-                    missed=track.missed + 1,
-                    distance=track.distance,
-                    chip=track.chip,
-                    reason=track.reason,
-                    approved_before=track.approved_before,
-                    score=track.score,
-                )
+                replace(track, since_encode=track.since_encode + 1, missed=track.missed + 1)
             )
     return CheckResult(
         tracks=tuple(current),
         next_track_id=next_id,
         detected=detected_ids,
-        encoded=tuple(current[i].id for i in to_encode),
+        encoded=tuple(current[i].id for i in to_encode)
+        + tuple(current[i].id for i, _ in to_mirror),
         encodings=encodings,
         image_size=(width, height),
         detect_ms=(detected_at - started) * 1000,
@@ -684,6 +806,8 @@ def analyse(job: CheckJob) -> CheckResult:
         partial=partial,
         regions=len(regions),
         verified=verified,
+        mirror_sides=len(sides),
+        mirrored=len(mirror_faces),
     )
 
 

@@ -58,6 +58,7 @@ class CheckTiming:
     skipped: bool = False  # detection skipped: picture unchanged, every face approved
     partial: bool = False  # detection only where the picture changed
     verified: int = 0  # weak detections given the CNN detector's second opinion
+    mirror_sides: int = 0  # edge strips scanned for faces half out of the picture
 
 
 def frame_to_rgb(frame: Any, *, max_width: int = TRANSPORT_WIDTH) -> np.ndarray:
@@ -117,6 +118,7 @@ class FaceChecker:
         linger_seconds: float = 3.0,
         skip_unchanged: bool = True,
         partial_detection: bool = True,
+        mirror_edges: bool = True,
         exempt_children: int = 0,
         check_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -138,6 +140,7 @@ class FaceChecker:
         self.unknown_band = float(unknown_band)
         self.skip_unchanged = skip_unchanged
         self.partial_detection = partial_detection
+        self.mirror_edges = mirror_edges
         self.check_timeout = check_timeout
         self.on_pause = on_pause
         self.on_resume = on_resume
@@ -337,6 +340,7 @@ class FaceChecker:
             previous_thumb=state.thumb if self.skip_unchanged else None,
             since_full=state.since_full,
             partial=self.partial_detection,
+            mirror_edges=self.mirror_edges,
         )
         try:
             result = await self.pool.run(analyse, job, timeout=self.check_timeout)
@@ -438,6 +442,7 @@ class FaceChecker:
                 skipped=result.skipped if result else False,
                 partial=result.partial if result else False,
                 verified=result.verified if result else 0,
+                mirror_sides=result.mirror_sides if result else 0,
             )
         )
         metrics.face_check_observed(self.timings[-1].total_ms)  # /metrics

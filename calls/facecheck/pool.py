@@ -30,6 +30,11 @@ from calls.facecheck.analysis import worker_initializer
 
 logger = logging.getLogger("calls.facecheck")
 
+# dlib built with OpenBLAS (deploy/dlib.sh) would start a BLAS thread per core in every
+# worker: the pool already has a process per core, so one thread each (workers inherit
+# this from the process that starts them, before they load dlib).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 T = TypeVar("T")
 
 

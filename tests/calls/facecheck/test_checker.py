@@ -422,3 +422,12 @@ async def test_a_killed_worker_is_replaced_and_checks_go_on(events, caplog) -> N
         assert not set(pool.worker_pids()) & set(before)
     finally:
         pool.shutdown()
+
+
+async def test_face_workers_run_one_blas_thread_each(face_pool) -> None:
+    # The pool has a worker per core; dlib built with OpenBLAS (deploy/dlib.sh) must
+    # not start a BLAS thread per core in each of them as well. (os.getenv runs in the
+    # worker: a function of this module could not be unpickled there.)
+    import os
+
+    assert await face_pool.run(os.getenv, "OPENBLAS_NUM_THREADS") == "1"

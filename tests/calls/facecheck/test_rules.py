@@ -6,6 +6,7 @@ streams, and skipping detection while the picture is unchanged."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PIL import Image, ImageFilter
 
 from calls.facecheck import FAMILY
@@ -96,6 +97,69 @@ async def test_an_approved_face_leaning_out_of_frame_never_pauses(face_pool, eve
     assert events.pauses == []
     assert all(t.status == APPROVED for t in checker._sides[FAMILY].tracks)
     await checker.stop()
+
+
+@pytest.mark.parametrize(("stranger", "x"), [("biden.jpg", 640), ("hopper.jpg", 0)])
+async def test_a_stranger_half_out_of_frame_pauses_after_three_seconds(
+    face_pool, events, clock, stranger, x
+) -> None:
+    # Half the face out of the frame, at either edge: HOG does not see half a face;
+    # the edge strip joined to its mirror image makes a whole one (found, not matched).
+    # Before, such a watcher was never detected at all.
+    checker = make_checker(face_pool, events, clock)
+    hidden = video_frame(canvas(("obama2.jpg", 130, (320, 250)), (stranger, 130, (x, 230))))
+    first = await check(checker, clock, hidden)
+    assert first is not None and first.mirrored == 1
+    edge = [t for t in first.tracks if t.mirrored]
+    assert len(edge) == 1 and edge[0].reason == EDGE and edge[0].distance > 0.65
+    assert (edge[0].box[3] == 0) if x == 0 else (edge[0].box[1] == 640)
+    seconds = 0.0
+    while not events.pauses and seconds < 6:
+        await check(checker, clock, hidden)
+        seconds += STEP
+    assert events.pauses, "a face kept half out of frame never paused"
+    assert 3.0 <= seconds <= 3.0 + 2 * STEP
+    assert events.pauses[0][3]["lingered"] is True
+    # The approved face once, the half face once from its mirror: not at every check.
+    assert sum(t.encoded for t in checker.timings) == 2
+    await checker.stop()
+
+
+async def test_an_approved_face_appearing_half_out_of_frame_is_approved_from_its_mirror(
+    face_pool, events, clock
+) -> None:
+    checker = make_checker(face_pool, events, clock)
+    half = face_frame("obama2.jpg", centre=(640, 240))
+    first = await check(checker, clock, half)
+    assert first is not None and first.mirrored == 1
+    assert [t.status for t in first.tracks] == [APPROVED]
+    for _ in range(12):
+        await check(checker, clock, half)
+    assert events.pauses == []
+    await checker.stop()
+
+
+def test_unchanged_edges_are_not_scanned_again() -> None:
+    image = canvas(("obama2.jpg", 130, (320, 240)))
+    approved = np.stack([encoding_of("obama.jpg")])
+    first = analyse(CheckJob(image=image, tracks=(), approved=approved))
+    assert first.mirror_sides == 2  # nothing to compare with yet
+    # The periodic full detection of an unchanged picture: the edges are left alone.
+    again = analyse(
+        CheckJob(
+            image=image,
+            tracks=first.tracks,
+            approved=approved,
+            previous_thumb=first.thumb,
+            since_full=3,
+        )
+    )
+    assert not again.skipped and not again.partial and again.mirror_sides == 0
+    moved = canvas(("obama2.jpg", 130, (320, 240)), ("biden.jpg", 130, (640, 230)))
+    third = analyse(
+        CheckJob(image=moved, tracks=again.tracks, approved=approved, previous_thumb=again.thumb)
+    )
+    assert third.mirror_sides >= 1 and third.mirrored == 1
 
 
 def test_a_turned_face_is_compared_with_the_nearest_of_several_enrolments() -> None:
