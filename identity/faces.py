@@ -54,6 +54,8 @@ class MatchOutcome:
     distance: float | None
     selfie_encoding: np.ndarray | None
     timings: Timings = field(default_factory=Timings)
+    # The face on the photo ID, when one was found.
+    id_encoding: np.ndarray | None = None
     # Which photo the result is about when no comparison was possible: "selfie" or "id".
     problem_with: str = ""
 
@@ -144,5 +146,9 @@ def match_id_and_selfie(
     distance = face_distance(id_face.encoding, selfie.encoding)
     result = "match" if distance <= tolerance else "no_match"
     return MatchOutcome(
-        result=result, distance=distance, selfie_encoding=selfie.encoding, timings=timings
+        result=result,
+        distance=distance,
+        selfie_encoding=selfie.encoding,
+        timings=timings,
+        id_encoding=id_face.encoding,
     )

@@ -166,11 +166,22 @@ class Dependant(models.Model):
         return age_on(self.date_of_birth, day)
 
 
-class FaceEnrolment(models.Model):
-    """An approved face encoding, encrypted at rest. Exactly one owner per row."""
+class EnrolmentSource(models.TextChoices):
+    SELFIE = "selfie", _("Selfie")
+    ID_PHOTO = "id_photo", _("Photo ID")
+    PHOTO = "photo", _("Photo")  # a dependant's photo, a prisoner's enrolment photo
 
-    profile = models.OneToOneField(
-        VisitorProfile, null=True, blank=True, on_delete=models.CASCADE, related_name="face"
+
+class FaceEnrolment(models.Model):
+    """An approved face encoding, encrypted at rest. Exactly one owner per row.
+
+    A visitor has one from their selfie and, when the face on their photo ID matched
+    it, one from the ID as well: the face checks compare a face with the nearest of
+    them (a turned head is often nearer one photo than the other). Dependants and
+    prisoners have one."""
+
+    profile = models.ForeignKey(
+        VisitorProfile, null=True, blank=True, on_delete=models.CASCADE, related_name="faces"
     )
     dependant = models.OneToOneField(
         Dependant, null=True, blank=True, on_delete=models.CASCADE, related_name="face"
@@ -178,12 +189,20 @@ class FaceEnrolment(models.Model):
     prisoner = models.OneToOneField(
         Prisoner, null=True, blank=True, on_delete=models.CASCADE, related_name="face"
     )
+    source = models.CharField(
+        max_length=16, choices=EnrolmentSource.choices, default=EnrolmentSource.SELFIE
+    )
     encoding_encrypted = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
+            models.UniqueConstraint(
+                fields=["profile", "source"],
+                condition=Q(profile__isnull=False),
+                name="faceenrolment_one_per_profile_and_source",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(profile__isnull=False, dependant__isnull=True, prisoner__isnull=True)
@@ -191,7 +210,7 @@ class FaceEnrolment(models.Model):
                     | Q(profile__isnull=True, dependant__isnull=True, prisoner__isnull=False)
                 ),
                 name="faceenrolment_exactly_one_owner",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

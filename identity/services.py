@@ -36,6 +36,7 @@ from identity.models import (
     Connection,
     ConnectionStatus,
     Dependant,
+    EnrolmentSource,
     FaceEnrolment,
     FaceResult,
     IdentityCheck,
@@ -330,11 +331,25 @@ def identity_check_run_face_match(*, check_id: int) -> str | None:
                 )
             )
         elif outcome.selfie_encoding is not None and profile.biometric_consent is True:
-            # Kept encrypted; calls use it only once the visitor is approved.
+            # Kept encrypted; calls use them only once the visitor is approved. The
+            # ID photo's face too when it matched the selfie: the call's face checks
+            # compare with the nearer of the two. One that did not match (a reviewer
+            # may still approve by eye) is not kept.
             FaceEnrolment.objects.update_or_create(
                 profile=profile,
+                source=EnrolmentSource.SELFIE,
                 defaults={"encoding_encrypted": encrypt_encoding(outcome.selfie_encoding)},
             )
+            if outcome.result == FaceResult.MATCH and outcome.id_encoding is not None:
+                FaceEnrolment.objects.update_or_create(
+                    profile=profile,
+                    source=EnrolmentSource.ID_PHOTO,
+                    defaults={"encoding_encrypted": encrypt_encoding(outcome.id_encoding)},
+                )
+            else:
+                FaceEnrolment.objects.filter(
+                    profile=profile, source=EnrolmentSource.ID_PHOTO
+                ).delete()
     return outcome.result
 
 
@@ -509,7 +524,10 @@ def dependant_run_face_check(*, dependant_id: int) -> str | None:
         if result == FaceResult.ONE_FACE and found.encoding is not None:
             FaceEnrolment.objects.update_or_create(
                 dependant=dependant,
-                defaults={"encoding_encrypted": encrypt_encoding(found.encoding)},
+                defaults={
+                    "encoding_encrypted": encrypt_encoding(found.encoding),
+                    "source": EnrolmentSource.PHOTO,
+                },
             )
         else:
             # Not kept: the visitor is asked for a better photo.
@@ -1070,7 +1088,9 @@ def prisoner_enrol(
     with transaction.atomic():
         replaced, _ = FaceEnrolment.objects.filter(prisoner=prisoner).delete()
         enrolment = FaceEnrolment(
-            prisoner=prisoner, encoding_encrypted=encrypt_encoding(found.encoding)
+            prisoner=prisoner,
+            source=EnrolmentSource.PHOTO,
+            encoding_encrypted=encrypt_encoding(found.encoding),
         )
         enrolment.full_clean()
         enrolment.save()

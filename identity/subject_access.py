@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -81,18 +82,20 @@ def family_live_calls(profile: VisitorProfile) -> QuerySet[Any]:
     )
 
 
-def _encoding_note(enrolment: FaceEnrolment | None, last_call: datetime | None) -> dict[str, Any]:
-    if enrolment is None:
+def _encoding_note(enrolments: list[FaceEnrolment], last_call: datetime | None) -> dict[str, Any]:
+    if not enrolments:
         return {"exists": False}
     retention = timedelta(days=settings.IDENTITY_ENCODING_RETENTION_DAYS)
-    latest_use = max(
-        value for value in (enrolment.created_at, enrolment.last_used_at, last_call) if value
-    )
+    created = min(e.created_at for e in enrolments)
+    used = max((e.last_used_at for e in enrolments if e.last_used_at), default=None)
+    latest_use = max(value for value in (created, used, last_call) if value)
     return {
         "exists": True,
         "stored": "encrypted; not included in this export",
-        "created_at": _when(enrolment.created_at),
-        "last_used_at": _when(enrolment.last_used_at),
+        # Made from: the selfie, and the photo ID when its face matched the selfie.
+        "made_from": [str(e.get_source_display()) for e in enrolments],
+        "created_at": _when(created),
+        "last_used_at": _when(used),
         "deleted_by": _when(latest_use + retention),
         "deleted_when": (
             f"{settings.IDENTITY_ENCODING_RETENTION_DAYS} days after the last completed call "
@@ -152,10 +155,11 @@ def _family_data(profile: VisitorProfile, archive: zipfile.ZipFile) -> dict[str,
         )
     last_calls = BookingVisitor.objects.filter(booking__status=BookingStatus.COMPLETED)
     last_call = last_calls.filter(profile=profile).aggregate(at=Max("booking__starts_at"))["at"]
-    enrolments = {
-        (e.profile_id, e.dependant_id): e
-        for e in FaceEnrolment.objects.filter(Q(profile=profile) | Q(dependant__in=dependants))
-    }
+    enrolments: dict[tuple[int | None, int | None], list[FaceEnrolment]] = defaultdict(list)
+    for e in FaceEnrolment.objects.filter(
+        Q(profile=profile) | Q(dependant__in=dependants)
+    ).order_by("pk"):
+        enrolments[(e.profile_id, e.dependant_id)].append(e)
 
     checks = []
     for check in IdentityCheck.objects.filter(profile=profile).order_by("submitted_at", "pk"):
@@ -209,7 +213,7 @@ def _family_data(profile: VisitorProfile, archive: zipfile.ZipFile) -> dict[str,
                 if b.aup_accepted_at and b.lead_visitor_id == profile.pk
             ],
         },
-        "face_encoding": _encoding_note(enrolments.get((profile.pk, None)), last_call),
+        "face_encoding": _encoding_note(enrolments.get((profile.pk, None), []), last_call),
         "identity_checks": checks,
         "dependants": [
             {
@@ -222,7 +226,7 @@ def _family_data(profile: VisitorProfile, archive: zipfile.ZipFile) -> dict[str,
                 "decision_reason": d.decision_reason,
                 "added_at": _when(d.created_at),
                 "photo": _image(archive, d.photo.name, f"images/dependant-{d.pk}.jpg"),
-                "face_encoding": _encoding_note(enrolments.get((None, d.pk)), None),
+                "face_encoding": _encoding_note(enrolments.get((None, d.pk), []), None),
             }
             for d in dependants
         ],

@@ -56,6 +56,9 @@ def family(prisoner, *, email: str, name: str):  # type: ignore[no-untyped-def]
     check.id_image.save("i.jpg", ContentFile(f"passport of {name}".encode()))
     check.selfie_image.save("s.jpg", ContentFile(f"selfie of {name}".encode()))
     FaceEnrolment.objects.create(profile=profile, encoding_encrypted=b"SECRET-ENCODING")
+    FaceEnrolment.objects.create(
+        profile=profile, source="id_photo", encoding_encrypted=b"SECRET-ID-ENCODING"
+    )
     booking = factories.BookingFactory(connection=connection_, status=BookingStatus.COMPLETED)
     BookingVisitor.objects.create(booking=booking, dependant=dependant)
     call = factories.CallFactory(booking=booking, status=CallStatus.ENDED)
@@ -233,8 +236,9 @@ def test_export_is_one_zip_of_the_familys_data_and_images_only(root, two_familie
     assert booking["call"]["events"][0]["what"] == "Started"
     # The encoding is described, never included.
     assert data["face_encoding"]["exists"] is True and data["face_encoding"]["deleted_by"]
+    assert data["face_encoding"]["made_from"] == ["Selfie", "Photo ID"]
     everything = b"".join(archive.read(name) for name in names)
-    assert b"SECRET-ENCODING" not in everything
+    assert b"SECRET-ENCODING" not in everything and b"SECRET-ID-ENCODING" not in everything
     # Nothing of the other family visiting the same prisoner.
     assert b"Bea" not in everything and b"bea@example" not in everything
     assert Booking.objects.get(lead_visitor=bea).short_reference.encode() not in everything

@@ -14,6 +14,7 @@ from identity.crypto import decrypt_encoding
 from identity.faces import FaceStatus, find_one_face, match_id_and_selfie
 from identity.images import clean_photo
 from identity.models import (
+    EnrolmentSource,
     FaceEnrolment,
     FaceResult,
     IdentityCheck,
@@ -104,15 +105,37 @@ def test_submitted_check_gets_a_match_and_an_encrypted_encoding(
     assert check.status == ReviewStatus.PENDING
     profile.refresh_from_db()
     assert profile.verification_status == VerificationStatus.SUBMITTED
-    enrolment = FaceEnrolment.objects.get(profile=profile)
-    stored = bytes(enrolment.encoding_encrypted)
-    encoding = decrypt_encoding(stored)
-    assert encoding.shape == (128,)
-    assert encoding.tobytes() not in stored  # encrypted, not raw
-    reference = face_recognition.face_encodings(
-        face_recognition.load_image_file(io.BytesIO(face_bytes("obama.jpg")))
-    )[0]
-    assert np.linalg.norm(reference - encoding) < 0.2
+    # Two encodings: the selfie's, and the ID photo's face (it matched the selfie), so
+    # the call's face checks compare with the nearer of the two.
+    enrolments = {e.source: e for e in FaceEnrolment.objects.filter(profile=profile)}
+    assert set(enrolments) == {EnrolmentSource.SELFIE, EnrolmentSource.ID_PHOTO}
+    for source, photo_name in (
+        (EnrolmentSource.SELFIE, "obama.jpg"),
+        (EnrolmentSource.ID_PHOTO, "obama2.jpg"),
+    ):
+        stored = bytes(enrolments[source].encoding_encrypted)
+        encoding = decrypt_encoding(stored)
+        assert encoding.shape == (128,)
+        assert encoding.tobytes() not in stored  # encrypted, not raw
+        reference = face_recognition.face_encodings(
+            face_recognition.load_image_file(io.BytesIO(face_bytes(photo_name)))
+        )[0]
+        assert np.linalg.norm(reference - encoding) < 0.2, source
+
+
+@pytest.mark.django_db
+def test_an_id_photo_that_does_not_match_the_selfie_is_not_enrolled(
+    django_capture_on_commit_callbacks,
+) -> None:  # type: ignore[no-untyped-def]
+    profile = factories.VisitorProfileFactory(verification_status=VerificationStatus.NOT_STARTED)
+    check = submit(
+        profile, "obama.jpg", face_bytes("biden.jpg"), django_capture_on_commit_callbacks
+    )
+    assert check.face_result == FaceResult.NO_MATCH
+    # A reviewer may still approve by eye: only the selfie is kept for the calls.
+    assert list(FaceEnrolment.objects.filter(profile=profile).values_list("source", flat=True)) == [
+        EnrolmentSource.SELFIE
+    ]
 
 
 @pytest.mark.django_db
@@ -203,7 +226,7 @@ def test_face_match_task_is_idempotent(django_capture_on_commit_callbacks) -> No
     assert run_identity_face_match.delay(check.pk).get() is None  # already done: no change
     check.refresh_from_db()
     assert (check.face_result, check.face_distance, check.face_checked_at) == first
-    assert FaceEnrolment.objects.filter(profile=profile).count() == 1
+    assert FaceEnrolment.objects.filter(profile=profile).count() == 2  # selfie and ID
 
 
 @pytest.mark.django_db

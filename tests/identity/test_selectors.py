@@ -24,6 +24,7 @@ def test_approved_visitors_and_dependants_on_the_booking() -> None:
     booking = factories.BookingFactory()
     lead = booking.lead_visitor
     lead_face = enrol(profile=lead)
+    lead_id_face = enrol(profile=lead, source="id_photo")  # both of the lead's photos
     child = factories.DependantFactory(lead_visitor=lead)
     child_face = enrol(dependant=child)
     BookingVisitor.objects.create(booking=booking, dependant=child)
@@ -35,7 +36,7 @@ def test_approved_visitors_and_dependants_on_the_booking() -> None:
     enrol(profile=factories.VisitorProfileFactory())
 
     assert as_set(approved_encodings_for_booking(booking)) == as_set(
-        [lead_face, child_face, other_face]
+        [lead_face, lead_id_face, child_face, other_face]
     )
 
 
