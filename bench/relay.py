@@ -1,27 +1,34 @@
 """What a call costs the relay, and how many fit a core (issue 18). Prints figures only:
 it never passes or fails on time.
 
-N concurrent calls; each call's family and prisoner are aiortc peers in this process
-sending 640×480 15 fps VP8 (numbered frames over a real face: Obama on the family's
-camera, Biden on the prison laptop's) and a tone, over loopback to relay process(es)
-running the real RelayCall. Face checks are ON by default, as in production: each relay
-process has the shared face-check pool sized as ``runrelay --processes P`` sizes it
-(calls/facecheck/pool.py) and every call a FaceChecker with the production defaults
-(an unsaved Establishment's) whose approved faces are the faces sent, attached as
-calls/faces.py attaches it but without a database. Any pause it makes is counted as a
-false pause (every face shown is approved).
+N concurrent calls; each call's family and prisoner are aiortc peers sending 640×480
+15 fps VP8 (numbered frames over a real face: Obama on the family's camera, Biden on the
+prison laptop's) and a tone as Opus, over loopback to relay process(es) running the real
+RelayCall. The peers cost little and run in their own process(es) (bench/relay_peers.py):
+they send a clip encoded once at start (10 s looped, a keyframe every 2 s; a keyframe
+request is answered by the loop's next keyframe) and recognise what arrives by digest,
+never decoding (the relay forwards bytes unchanged). So bench-process, peer-process,
+relay-process and face-worker CPU are measured apart, and the peers are not what limits
+the relay's figures.
+
+Face checks are ON by default, as in production: each relay process has the shared
+face-check pool sized as ``runrelay --processes P`` sizes it (calls/facecheck/pool.py)
+and every call a FaceChecker with the production defaults (an unsaved Establishment's)
+whose approved faces are the faces sent, attached as calls/faces.py attaches it but
+without a database. The relay decodes the video it checks, as in production. Any pause
+it makes is counted as a false pause (every face shown is approved).
 
 Per N it prints:
-- CPU per call, % of one core: relay processes, their face-check workers, both; and
-  the calls per process and per core that cost allows (100 / all-in CPU per call);
-- delivered: live frames received / frames sent, both directions of every call;
-- latency added by the relay p50/p95: sender → relay → receiver minus the same figures
-  of N direct peer-to-peer calls (no relay) measured in the same run, so the peers' own
-  encode, decode and jitter buffer are taken out;
+- CPU per call, % of one core: relay processes, their face-check workers, both, and the
+  peers; calls per relay process (placed: N / P) and that fit one (100 / relay CPU per
+  call: a relay process is one event loop), calls per core (100 / all-in CPU per call);
+- delivered: live video frames received / sent, both directions of every call;
+- latency added by the relay p50/p95: sender → relay → receiver (whole frame in) minus
+  the same figures of N direct peer-to-peer calls (no relay) measured in the same run;
 - keyframe wait after resume: every call paused (both sides see the placeholder) then
-  resumed; time until each receiver decodes a live frame again (p50/max);
-- the bench process's own CPU (the peers): near 100 % of a core, the peers are the
-  bottleneck and the relay figures are pessimistic.
+  resumed; time until each receiver gets a live frame again (the first live keyframe:
+  the relay passes nothing before it), p50/max;
+- the peers' CPU (sum of the peer processes, % of one core).
 A machine reference first (VP8 decode of a 640×480 frame, a pure-Python loop) so runs on
 different hosts compare.
 
@@ -46,10 +53,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "purplevisits.settings")
 
+from bench.relay_peers import GRACE, Clip, ask, encode_clip, peer_process  # noqa: E402
+
 TICKS = os.sysconf("SC_CLK_TCK")
 SETTLE_CEILING = 60.0  # seconds for every peer to receive its first frames (a ceiling)
 RESUME_CEILING = 30.0
-GRACE = 0.5  # seconds a frame may take to arrive and still count as delivered
 FACES = {"family": ("obama.jpg", 170, (320, 320)), "prisoner": ("biden.jpg", 170, (320, 320))}
 
 
@@ -191,6 +199,7 @@ def _relay_process(
 
 
 def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -198,72 +207,20 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-async def _ask(port: int, **request: Any) -> dict[str, Any]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**20)
-    writer.write(json.dumps(request).encode() + b"\n")
-    await writer.drain()
-    answer: dict[str, Any] = json.loads(await reader.readline())
-    writer.close()
-    return answer
+def _host_busy_seconds() -> float:
+    """CPU seconds every process on the host has used (all cores; /proc/stat)."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / TICKS
 
 
 def _pictures() -> dict[str, Any]:
     from tests.calls.facecheck.conftest import canvas
 
     return {side: canvas(face) for side, face in FACES.items()}
-
-
-class SentLog(dict):  # type: ignore[type-arg]
-    """A track's ``sent`` (number → send time) that also notes which numbers the
-    receiving peer looked up, i.e. which frames arrived (SyntheticPeer looks up every
-    numbered frame it decodes)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.arrived: set[int] = set()
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        self.arrived.add(key)
-        return super().get(key, default)
-
-    def clear(self) -> None:
-        super().clear()
-        self.arrived.clear()
-
-
-def _pair(pictures: dict[str, Any]) -> tuple[Any, Any]:
-    from calls.relay.synthetic import PictureVideoTrack, SyntheticPeer
-
-    cameras = {side: PictureVideoTrack(side, {"face": pictures[side]}, "face") for side in FACES}
-    for camera in cameras.values():
-        camera.sent = SentLog()
-    family, prisoner = (SyntheticPeer(side, video=cameras[side]) for side in FACES)
-    family.other_track, prisoner.other_track = cameras["prisoner"], cameras["family"]
-    return family, prisoner
-
-
-async def _connect_direct(a: Any, b: Any) -> None:
-    from aiortc import RTCSessionDescription
-
-    offer = await a.offer()
-    await b.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-    await b.pc.setLocalDescription(await b.pc.createAnswer())
-    await a.answer(b.pc.localDescription.sdp)
-
-
-async def _settle(peers: list[Any]) -> bool:
-    """Wait (a ceiling, not a sleep) until every peer receives the other side's frames."""
-
-    async def each(peer: Any) -> None:
-        while peer.received.kinds.get(peer.other_track.side, 0) < 5:
-            await asyncio.sleep(0.1)
-
-    try:
-        await asyncio.wait_for(asyncio.gather(*(each(p) for p in peers)), SETTLE_CEILING)
-    except TimeoutError:
-        return False
-    await asyncio.sleep(1)
-    return True
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -273,123 +230,124 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))]
 
 
-async def _measure(peers: list[Any], seconds: float, pids: list[int]) -> dict[str, Any]:
-    for peer in peers:
-        peer.received.kinds.clear()
-        peer.received.latencies.clear()
-        peer.video.sent.clear()
-    before = [_cpu_seconds(pid) for pid in pids]
+class Peers:
+    """The peer processes, as the bench process drives them."""
+
+    def __init__(self, ports: list[int], pids: list[int]) -> None:
+        self.ports = ports
+        self.pids = pids
+
+    async def each(self, op: str, ports: list[int] | None = None, **kwargs: Any) -> list[Any]:
+        replies = await asyncio.gather(*(ask(p, op=op, **kwargs) for p in ports or self.ports))
+        for reply in replies:
+            if not reply.get("ok"):
+                raise RuntimeError(f"peer process {reply.get('pid')}: {op}: {reply.get('error')}")
+        return list(replies)
+
+
+async def _measure(peers: Peers, seconds: float, pids: dict[str, list[int]]) -> dict[str, Any]:
+    """Frames and CPU over ``seconds``; CPU per pid of each group (relay, face, peers)."""
+    every = [pid for group in pids.values() for pid in group]
+    before = {pid: _cpu_seconds(pid) for pid in every}
+    host = _host_busy_seconds()
     own = time.process_time()
     started = time.monotonic()
+    await peers.each("start")
     await asyncio.sleep(seconds)
+    await peers.each("stop")
     elapsed = time.monotonic() - started
-    cpu = [_cpu_seconds(pid) - b for pid, b in zip(pids, before, strict=True)]
-    peers_cpu = 100 * (time.process_time() - own) / elapsed
-    latencies = [x * 1000 for p in peers for x in p.received.latencies]
-    # Frames sent in the window, until GRACE before its end, and which of them arrived
-    # (by number) once GRACE has passed: frames in flight at the end are not "lost".
-    end = time.monotonic() - GRACE
-    sent = [{n for n, t in dict(p.video.sent).items() if t <= end} for p in peers]
+    cpu = {pid: _cpu_seconds(pid) - before[pid] for pid in every}
+    bench_cpu = time.process_time() - own
+    # What the rest of the host used meanwhile (another benchmark, a build): figures
+    # taken while it is high are pessimistic.
+    others = max(0.0, _host_busy_seconds() - host - sum(cpu.values()) - bench_cpu)
+    # Frames sent until GRACE before the end, and which of them arrived once GRACE has
+    # passed: frames in flight at the end are not "lost".
     await asyncio.sleep(GRACE * 2)
-    arrived = sum(len(s & p.video.sent.arrived) for s, p in zip(sent, peers, strict=True))
-    total = sum(len(s) for s in sent)
+    got = await peers.each("collect")
+    latencies = [x for r in got for x in r["latencies_ms"]]
+    sent = sum(r["sent"] for r in got)
+    audio = sum(r["audio_live"] + r["audio_other"] for r in got)
     return {
         "elapsed": elapsed,
-        "cpu": cpu,
-        "peers_cpu": peers_cpu,
-        "delivered": arrived / total if total else 0.0,
+        "cpu": {group: [cpu[pid] for pid in members] for group, members in pids.items()},
+        "bench_cpu": bench_cpu,
+        "others_cpu": others,
+        "delivered": sum(r["arrived"] for r in got) / sent if sent else 0.0,
+        "frames": sum(r["arrived"] for r in got),
+        "audio_live": sum(r["audio_live"] for r in got) / audio if audio else 0.0,
+        "keyframe_requests": sum(r["keyframe_requests"] for r in got),
+        "jumps": sum(r["jumps"] for r in got),
         "p50": _pct(latencies, 50),
         "p95": _pct(latencies, 95),
     }
 
 
-def _drain_events(peer: Any) -> None:
-    while not peer.events.empty():
-        peer.events.get_nowait()
-
-
-async def _keyframe_wait(calls: list[tuple[str, int, Any, Any]]) -> dict[str, Any]:
-    """Pause every call, wait for the placeholder, resume: ms until each receiver
-    decodes a live frame again (inf: never within RESUME_CEILING)."""
-    peers = [p for _c, _port, f, pr in calls for p in (f, pr)]
-    for peer in peers:
-        _drain_events(peer)
-    for call_id, port, _f, _p in calls:
-        await _ask(port, op="state", call_id=call_id, status="paused")
-    shown = await asyncio.gather(
-        *(peer.wait_for("paused", 3, timeout=RESUME_CEILING) for peer in peers),
-        return_exceptions=True,
-    )
-    no_placeholder = sum(1 for x in shown if isinstance(x, BaseException))
-    for peer in peers:
-        _drain_events(peer)
-    started = time.monotonic()
-
-    async def live_again(peer: Any) -> float:
-        while True:
-            seen = await peer.events.get()
-            if seen == peer.other_track.side:
-                return time.monotonic() - started
-
+async def _keyframe_wait(
+    calls: list[tuple[str, int]], peers: Peers, ports: list[int]
+) -> dict[str, Any]:
+    """Pause every call, wait for the placeholder, resume: ms until each receiver gets
+    a live frame again (inf: never within RESUME_CEILING)."""
+    for call_id, port in calls:
+        await ask(port, op="state", call_id=call_id, status="paused")
+    shown = await peers.each("await_placeholder", ports, count=3, ceiling=RESUME_CEILING)
+    await peers.each("arm", ports)
+    started = time.monotonic()  # CLOCK_MONOTONIC: the same clock in every process
     await asyncio.gather(
-        *(_ask(port, op="state", call_id=c, status="live") for c, port, _f, _p in calls)
+        *(ask(port, op="state", call_id=call_id, status="live") for call_id, port in calls)
     )
-    waits = await asyncio.gather(
-        *(asyncio.wait_for(live_again(p), RESUME_CEILING) for p in peers), return_exceptions=True
-    )
+    got = await peers.each("await_live", ports, started=started, ceiling=RESUME_CEILING)
     return {
-        "waits": [w * 1000 if isinstance(w, float) else float("inf") for w in waits],
-        "no_placeholder": no_placeholder,
+        "waits": [float("inf") if w is None else w for r in got for w in r["waits_ms"]],
+        "no_placeholder": sum(r["missing"] for r in shown),
     }
 
 
 async def run_relayed(
-    n: int, ports: list[int], relay_pids: list[int], seconds: float, pictures: dict[str, Any]
+    n: int, ports: list[int], relay_pids: list[int], peers: Peers, seconds: float
 ) -> dict[str, Any]:
-    calls: list[tuple[str, int, Any, Any]] = []
-    for i in range(n):
-        # Equal calls and round robin: what "least loaded first" does across relays.
-        call_id, port = uuid.uuid4().hex, ports[i % len(ports)]
-        family, prisoner = _pair(pictures)
-        for peer in (family, prisoner):
-            answer = await _ask(
-                port, op="offer", call_id=call_id, role=peer.side, sdp=await peer.offer()
-            )
-            await peer.answer(answer["sdp"])
-        calls.append((call_id, port, family, prisoner))
-    peers = [p for _c, _port, f, pr in calls for p in (f, pr)]
-    settled = await _settle(peers)
-    stats = [await _ask(port, op="stats") for port in ports]
+    # Equal calls and round robin: what "least loaded first" does across relays; the
+    # calls' peers round robin over the peer processes, both sides of a call in one.
+    calls = [(uuid.uuid4().hex, ports[i % len(ports)]) for i in range(n)]
+    share = {
+        port: [list(c) for i, c in enumerate(calls) if i % len(peers.ports) == w]
+        for w, port in enumerate(peers.ports)
+    }
+    busy = [port for port, mine in share.items() if mine]
+    await asyncio.gather(*(ask(port, op="relayed", calls=share[port]) for port in busy))
+    settled = all(r["settled"] for r in await peers.each("settle", busy, ceiling=SETTLE_CEILING))
+    await asyncio.sleep(1)
+    stats = [await ask(port, op="stats") for port in ports]
     workers = [pid for s in stats for pid in s["workers"]]
-    result = await _measure(peers, seconds, relay_pids + workers)
-    after = [await _ask(port, op="stats") for port in ports]
-    result["relay_cpu"] = sum(result["cpu"][: len(relay_pids)])
-    result["face_cpu"] = sum(result["cpu"][len(relay_pids) :])
+    result = await _measure(
+        peers, seconds, {"relay": relay_pids, "face": workers, "peers": peers.pids}
+    )
+    after = [await ask(port, op="stats") for port in ports]
     result["pauses"] = sum(a["pauses"] - s["pauses"] for a, s in zip(after, stats, strict=True))
     result["checks"] = sum(a["checks"] for a in after)
     # Inside the relay (frame complete → handed to the sender), the worst process.
     result["inside"] = [max(a["inside_ms"][i] for a in after) for i in (0, 1)]
     result["settled"] = settled
-    resume = await _keyframe_wait(calls) if settled else {"waits": [], "no_placeholder": 0}
+    resume = (
+        await _keyframe_wait(calls, peers, busy) if settled else {"waits": [], "no_placeholder": 0}
+    )
     result["resume"], result["no_placeholder"] = resume["waits"], resume["no_placeholder"]
-    for call_id, port, family, prisoner in calls:
-        await family.close()
-        await prisoner.close()
-        await _ask(port, op="close", call_id=call_id)
+    await peers.each("close", busy)
+    for call_id, port in calls:
+        await ask(port, op="close", call_id=call_id)
     return result
 
 
-async def run_direct(n: int, seconds: float, pictures: dict[str, Any]) -> dict[str, Any]:
-    peers = []
-    for _ in range(n):
-        family, prisoner = _pair(pictures)
-        await _connect_direct(family, prisoner)
-        peers += [family, prisoner]
-    settled = await _settle(peers)
-    result = await _measure(peers, seconds, [])
+async def run_direct(n: int, peers: Peers, seconds: float) -> dict[str, Any]:
+    count = len(peers.ports)
+    share = {port: n // count + (1 if w < n % count else 0) for w, port in enumerate(peers.ports)}
+    busy = [port for port, k in share.items() if k]
+    await asyncio.gather(*(ask(port, op="direct", n=share[port]) for port in busy))
+    settled = all(r["settled"] for r in await peers.each("settle", busy, ceiling=SETTLE_CEILING))
+    await asyncio.sleep(1)
+    result = await _measure(peers, seconds, {"peers": peers.pids})
     result["settled"] = settled
-    for peer in peers:
-        await peer.close()
+    await peers.each("close", busy)
     return result
 
 
@@ -456,11 +414,93 @@ def _encodings() -> dict[str, list[float]]:
     return {side: [float(x) for x in encoding_of(face[0])] for side, face in FACES.items()}
 
 
+def _start(
+    context: Any, target: Any, args: tuple[Any, ...], count: int
+) -> tuple[list[Any], list[int]]:
+    """``count`` processes running ``target``, and the ports they listen on."""
+    queue = context.Queue()
+    processes = [
+        # Not daemons: a relay process has children of its own (the face-check pool).
+        context.Process(target=target, args=(queue, *args), daemon=False)
+        for _ in range(count)
+    ]
+    for process in processes:
+        process.start()
+    return processes, _ports(queue, processes)
+
+
+def _stop(processes: list[Any]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(10)
+        if process.is_alive():
+            process.kill()
+
+
+def _row(n: int, processes: int, relayed: dict[str, Any], direct: dict[str, Any]) -> str:
+    elapsed = relayed["elapsed"]
+    cpu = relayed["cpu"]
+    relay = 100 * sum(cpu["relay"]) / elapsed / n
+    face = 100 * sum(cpu["face"]) / elapsed / n
+    total = relay + face
+    peers = 100 * sum(cpu["peers"]) / elapsed
+    resume = relayed["resume"]
+    finite = [w for w in resume if w != float("inf")]
+    note = "".join(
+        f"  ({name} calls never all received video: overloaded)"
+        for name, run in (("relayed", relayed), ("direct", direct))
+        if not run["settled"]
+    )
+    if len(finite) < len(resume):
+        note += f"  ({len(resume) - len(finite)} receiver(s) never resumed)"
+    if relayed["no_placeholder"]:
+        note += f"  ({relayed['no_placeholder']} receiver(s) never saw the placeholder)"
+    others = 100 * relayed["others_cpu"] / elapsed
+    if others > 25:
+        note += f"  (the rest of the host used {others:.0f}% of a core meanwhile)"
+    return (
+        f"{n:>3} {relay:>14.1f}% {face:>5.1f}% {total:>5.1f}% {peers / n:>5.1f}% "
+        f"{n / processes:>10.1f} {100 / relay if relay else 0:>8.1f} "
+        f"{100 / total if total else 0:>10.1f} "
+        f"{relayed['delivered']:>9.1%} "
+        f"{added(relayed, direct, 'p50'):>9.0f} {added(relayed, direct, 'p95'):>7.0f} "
+        f"{_pct(finite, 50):>10.0f} {max(finite, default=float('nan')):>7.0f} "
+        f"{peers:>8.0f}% {relayed['pauses']:>6}{note}"
+    )
+
+
+def _detail(relayed: dict[str, Any], direct: dict[str, Any], face_checks: bool) -> str:
+    elapsed = relayed["elapsed"]
+    cpu = relayed["cpu"]
+
+    def shares(values: list[float]) -> str:
+        return "+".join(f"{100 * v / elapsed:.0f}" for v in values) or "0"
+
+    return (
+        f"    relayed end to end p50/p95 {relayed['p50']:.0f}/{relayed['p95']:.0f} ms;"
+        f" direct {direct['p50']:.0f}/{direct['p95']:.0f} ms,"
+        f" delivered {direct['delivered']:.1%}"
+        + "; inside the relay p50/p95 {:.1f}/{:.1f} ms".format(*relayed["inside"])
+        + (f"; {relayed['checks']} face checks in the relays" if face_checks else "")
+        + f"\n    {relayed['frames']} live video frames received; audio live"
+        f" {relayed['audio_live']:.1%} of packets received; {relayed['keyframe_requests']}"
+        f" keyframe requests reached the peers while measured ({relayed['jumps']} made"
+        " the loop jump to a keyframe); CPU % of a core by process:"
+        f" relay {shares(cpu['relay'])}, face workers {shares(cpu['face'])},"
+        f" peers {shares(cpu['peers'])}, bench {100 * relayed['bench_cpu'] / elapsed:.0f};"
+        f" rest of the host {100 * relayed['others_cpu'] / elapsed:.0f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", default="1,2,4", help="comma-separated N values")
     parser.add_argument(
         "--processes", type=int, default=1, help="relay processes the calls are spread over"
+    )
+    parser.add_argument(
+        "--peer-processes", type=int, default=1, help="processes the calls' peers run in"
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per N")
     parser.add_argument("--no-face-checks", action="store_true", help="relays without face checks")
@@ -479,82 +519,58 @@ def main() -> None:
     decode_ms, loop_ms = machine_reference(pictures)
     workers = pool_size(cores=cores, relay_processes=args.processes, override=workers_override())
     print(
-        f"bench/relay.py: relay processes={args.processes} cores={cores} "
-        f"face checks={'on' if face_checks else 'off'}"
+        f"bench/relay.py: relay processes={args.processes} peer processes={args.peer_processes}"
+        f" cores={cores} face checks={'on' if face_checks else 'off'}"
         + (f" ({workers} worker(s) per relay process)" if face_checks else "")
         + f" seconds={args.seconds:g}"
     )
     print(
         f"machine: VP8 decode {decode_ms:.2f} ms per 640x480 frame; "
         f"pure-Python loop (1M additions) {loop_ms:.0f} ms; "
-        f"load average {os.getloadavg()[0]:.1f} on {cores} cores (busy host: figures high)"
+        f"load average {os.getloadavg()[0]:.1f} on {cores} cores (busy host: figures high)",
+        flush=True,
+    )
+    clips: dict[str, Clip] = {side: encode_clip(side, pictures[side]) for side in FACES}
+    family = clips["family"]
+    print(
+        f"clip per side: {len(family.frames)} VP8 frames looped ({len(family.frames) // 15} s"
+        f" at 15 fps, {len(family.keyframes)} keyframes, the largest"
+        f" {family.keyframe_bytes / 1000:.0f} KB), family {family.kbps:.0f} kbps, prisoner"
+        f" {clips['prisoner'].kbps:.0f} kbps, Opus 96 kbps; peers never encode nor decode",
+        flush=True,
     )
     encodings = _encodings() if face_checks else {}
 
     context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    processes = [
-        context.Process(
-            target=_relay_process,
-            args=(queue, args.processes, face_checks, encodings),
-            daemon=False,  # it has children of its own (the face-check pool)
-        )
-        for _ in range(args.processes)
-    ]
-    for process in processes:
-        process.start()
+    relays: list[Any] = []
+    peer_processes: list[Any] = []
     try:
-        ports = _ports(queue, processes)
-        relay_pids = [p.pid for p in processes if p.pid]
+        relays, ports = _start(
+            context, _relay_process, (args.processes, face_checks, encodings), args.processes
+        )
+        peer_processes, peer_ports = _start(context, peer_process, (clips,), args.peer_processes)
+        relay_pids = [p.pid for p in relays if p.pid]
+        peers = Peers(peer_ports, [p.pid for p in peer_processes if p.pid])
         print(
-            f"{'N':>3} {'CPU/call: relay':>15} {'face':>6} {'all':>6} "
-            f"{'calls/proc':>10} {'calls/core':>10} {'delivered':>9} "
+            f"{'N':>3} {'CPU/call: relay':>15} {'face':>6} {'all':>6} {'peers':>6} "
+            f"{'calls/proc':>10} {'fit/proc':>8} {'calls/core':>10} {'delivered':>9} "
             f"{'added p50':>9} {'p95 ms':>7} {'resume p50':>10} {'max ms':>7} "
             f"{'peers CPU':>9} {'pauses':>6}"
         )
         for n in [int(x) for x in args.calls.split(",")]:
-            relayed = asyncio.run(run_relayed(n, ports, relay_pids, args.seconds, pictures))
-            direct = asyncio.run(run_direct(n, args.seconds, pictures))
-            elapsed = relayed["elapsed"]
-            relay = 100 * relayed["relay_cpu"] / elapsed / n
-            face = 100 * relayed["face_cpu"] / elapsed / n
-            total = relay + face
-            resume = relayed["resume"]
-            finite = [w for w in resume if w != float("inf")]
-            note = "".join(
-                f"  ({name} calls never all received video: overloaded)"
-                for name, run in (("relayed", relayed), ("direct", direct))
-                if not run["settled"]
-            )
-            if len(finite) < len(resume):
-                note += f"  ({len(resume) - len(finite)} receiver(s) never resumed)"
-            if relayed["no_placeholder"]:
-                note += f"  ({relayed['no_placeholder']} receiver(s) never saw the placeholder)"
-            print(
-                f"{n:>3} {relay:>14.1f}% {face:>5.1f}% {total:>5.1f}% "
-                f"{n / args.processes:>10.1f} {100 / total if total else 0:>10.1f} "
-                f"{relayed['delivered']:>9.1%} "
-                f"{added(relayed, direct, 'p50'):>9.0f} {added(relayed, direct, 'p95'):>7.0f} "
-                f"{_pct(finite, 50):>10.0f} {max(finite, default=float('nan')):>7.0f} "
-                f"{relayed['peers_cpu']:>8.0f}% {relayed['pauses']:>6}{note}"
-            )
-            print(
-                f"    relayed end to end p50/p95 {relayed['p50']:.0f}/{relayed['p95']:.0f} ms;"
-                f" direct {direct['p50']:.0f}/{direct['p95']:.0f} ms,"
-                f" delivered {direct['delivered']:.1%}"
-                + "; inside the relay p50/p95 {:.1f}/{:.1f} ms".format(*relayed["inside"])
-                + (f"; {relayed['checks']} face checks in the relays" if face_checks else "")
-            )
+            relayed = asyncio.run(run_relayed(n, ports, relay_pids, peers, args.seconds))
+            direct = asyncio.run(run_direct(n, peers, args.seconds))
+            print(_row(n, args.processes, relayed, direct))
+            print(_detail(relayed, direct, face_checks), flush=True)
     finally:
-        for process in processes:
-            process.terminate()
-            process.join(10)
-            if process.is_alive():
-                process.kill()
+        _stop(peer_processes)
+        _stop(relays)
     print(
-        "CPU is % of one core per call; calls/core = 100 / all-in CPU per call; added ="
-        " relayed minus direct latency; resume = pause then resume, until a live frame is"
-        " decoded; pauses = false pauses (every face shown is approved)."
+        "CPU is % of one core per call (peers CPU: all peer processes, % of one core);"
+        " calls/proc = calls placed on each relay process, fit/proc = 100 / relay CPU per"
+        " call (one event loop), calls/core = 100 / all-in (relay + face) CPU per call;"
+        " added = relayed minus direct latency; resume = pause then resume, until a live"
+        " frame arrives; pauses = false pauses (every face shown is approved)."
     )
 
 

@@ -8,6 +8,9 @@
   for a keyframe which the relay asks the sender for.
 - A new monitor gets a keyframe; a receiver's keyframe request (PLI) reaches the
   sending browser; the lowest receiver bitrate (REMB) is what the sender is asked for.
+- A receiver's NACK is answered by the relay from the packets it sent (aiortc's RTP
+  history), not passed on to the sending browser; packets lost on their way into the
+  relay are NACKed to the sending browser and the frame completes.
 
 Every wait is on events with a generous ceiling: the machine may be loaded.
 """
@@ -20,6 +23,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiortc.codecs.vpx import vp8_depayload
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket, RtpPacket
 
 from calls.relay import forward
 from calls.relay.call import RelayCall, RelayOfferError
@@ -270,3 +274,173 @@ async def test_an_offer_without_vp8_is_refused_plainly(call: Call) -> None:
         await call.relay.offer(role="family", channel="family", sdp=h264_only)
     assert caught.value.code == "bad_sdp"
     assert "VP8" in caught.value.message
+
+
+# --- NACKs: answered from the relay's packet cache (issue 18) ---------------------------
+
+
+def _payload_types(transceiver) -> tuple[int, int | None]:  # type: ignore[no-untyped-def]
+    """(VP8, its RTX) payload types negotiated on a video transceiver."""
+    codecs = transceiver._codecs
+    vp8 = next(c.payloadType for c in codecs if c.mimeType.lower() == "video/vp8")
+    rtx = next(
+        (
+            c.payloadType
+            for c in codecs
+            if c.mimeType.lower() == "video/rtx" and c.parameters.get("apt") == vp8
+        ),
+        None,
+    )
+    return vp8, rtx
+
+
+def _video_transceiver(pc):  # type: ignore[no-untyped-def]
+    return next(t for t in pc.getTransceivers() if t.kind == "video")
+
+
+def record_rtp_in(receiver) -> list[RtpPacket]:  # type: ignore[no-untyped-def]
+    """Every RTP packet reaching ``receiver``, as it came (RTX still wrapped)."""
+    log: list[RtpPacket] = []
+    original = receiver._handle_rtp_packet
+
+    async def recording(packet: RtpPacket, arrival_time_ms: int) -> None:
+        log.append(packet)
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = recording
+    return log
+
+
+def record_nacks(sender) -> list[int]:  # type: ignore[no-untyped-def]
+    """Sequence numbers of every generic NACK reaching ``sender`` (it still handles them)."""
+    lost: list[int] = []
+    original = sender._handle_rtcp_packet
+
+    async def recording(packet) -> None:  # type: ignore[no-untyped-def]
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            lost.extend(packet.lost)
+        await original(packet)
+
+    sender._handle_rtcp_packet = recording
+    return lost
+
+
+def record_retransmits(sender) -> list[int]:  # type: ignore[no-untyped-def]
+    """Sequence numbers ``sender`` was asked to retransmit from its history."""
+    asked: list[int] = []
+    original = sender._retransmit
+
+    async def recording(sequence_number: int) -> None:
+        asked.append(sequence_number)
+        await original(sequence_number)
+
+    sender._retransmit = recording
+    return asked
+
+
+def original_of(packet: RtpPacket, rtx: int | None) -> tuple[int, bytes]:
+    """(sequence number, payload) of a packet, or of the packet an RTX packet carries."""
+    if rtx is not None and packet.payload_type == rtx:
+        return int.from_bytes(packet.payload[:2], "big"), packet.payload[2:]
+    return packet.sequence_number, packet.payload
+
+
+async def test_a_receivers_nack_is_answered_from_the_relays_packet_cache(call: Call) -> None:
+    """The relay's sender keeps what it sent (aiortc's RTP history, the packet cache):
+    a receiving browser's NACK for a forwarded packet gets that packet again, from the
+    relay, and never reaches the browser that encoded it."""
+    family, prisoner = SyntheticPeer("family"), SyntheticPeer("prisoner")
+    family_nacks = record_nacks(video_sender(family))
+    family_retransmits = record_retransmits(video_sender(family))
+    await call.join(family, "family")
+    await call.join(prisoner, "prisoner")
+    transceiver = _video_transceiver(prisoner.pc)
+    arrived = record_rtp_in(transceiver.receiver)
+    relay_sender = _video_transceiver(call.relay.peers["prisoner"].pc).sender
+    assert getattr(relay_sender, "_relay_hooked", False), "forward.hook_sender is installed"
+    relay_retransmits = record_retransmits(relay_sender)
+    await prisoner.wait_for("family", count=5, timeout=SLOW)
+    vp8, rtx = _payload_types(transceiver)
+    assert rtx is not None, "the relay's answer keeps VP8's RTX"
+    await until(lambda: any(p.payload_type == vp8 for p in arrived))
+
+    # The prisoner's browser lost the last forwarded packet it got: it sends a NACK.
+    target = next(p for p in reversed(arrived) if p.payload_type == vp8)
+    mark = len(arrived)
+    await transceiver.receiver._send_rtcp_nack(target.ssrc, [target.sequence_number])
+
+    def resent() -> list[RtpPacket]:
+        return [
+            p
+            for p in arrived[mark:]
+            if p.payload_type == rtx and original_of(p, rtx)[0] == target.sequence_number
+        ]
+
+    await until(lambda: bool(resent()))
+    assert original_of(resent()[0], rtx) == (target.sequence_number, target.payload)
+    assert target.sequence_number in relay_retransmits
+    await asyncio.sleep(0.5)  # time for a NACK passed on to reach the family's browser
+    assert family_nacks == [], "a receiver's NACK reached the browser that encoded the video"
+    assert family_retransmits == []
+
+
+async def test_packets_lost_on_the_way_in_are_nacked_and_the_frame_still_passes(
+    call: Call,
+) -> None:
+    """The relay as a receiver: a packet from the family's browser lost on its way in
+    is NACKed (aiortc's NACK generator, beside forward.py's jitter buffer), the browser
+    retransmits it, and the frame it belongs to completes: no gap given up on, no frame
+    dropped, no keyframe needed."""
+    family, prisoner = SyntheticPeer("family"), SyntheticPeer("prisoner")
+    family_nacks = record_nacks(video_sender(family))
+    family_retransmits = record_retransmits(video_sender(family))
+    await call.join(family, "family")
+    await call.join(prisoner, "prisoner")
+    relay_transceiver = _video_transceiver(call.relay.peers["family"].pc)
+    receiver = relay_transceiver.receiver
+    buffer = vars(receiver)["_RTCRtpReceiver__jitter_buffer"]
+    assert isinstance(buffer, forward.MarkerJitterBuffer)
+    vp8, rtx = _payload_types(relay_transceiver)
+    assert rtx is not None
+
+    armed = False
+    dropped: list[int] = []
+    resent: list[tuple[int, bytes]] = []
+    lost_payload: dict[int, bytes] = {}
+    original = receiver._handle_rtp_packet
+
+    async def lossy(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if packet.payload_type == vp8 and armed and not dropped:
+            dropped.append(packet.sequence_number)  # lost on the network
+            lost_payload[packet.sequence_number] = packet.payload
+            return
+        if packet.payload_type == rtx:
+            resent.append(original_of(packet, rtx))
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = lossy
+    await prisoner.wait_for("family", count=5, timeout=SLOW)
+    source = call.relay.sources[("family", "video")]
+    delivered: list[forward.EncodedFrame] = []
+    deliver = source.deliver
+
+    def recording(frame: forward.EncodedFrame) -> None:
+        delivered.append(frame)
+        deliver(frame)
+
+    source.deliver = recording  # type: ignore[method-assign]
+    skipped, dropped_frames = buffer.skipped, buffer.dropped
+    armed = True
+    await until(lambda: bool(dropped))
+    lost = dropped[0]
+    await until(lambda: lost in family_nacks)  # the relay asked the family's browser
+    await until(lambda: any(seq == lost for seq, _ in resent))
+    assert lost in family_retransmits
+    assert dict(resent)[lost] == lost_payload[lost]
+    # Frames go on past the loss: the retransmission filled the gap.
+    count = len(delivered)
+    await until(lambda: len(delivered) >= count + 5)
+    assert buffer.skipped == skipped, "the jitter buffer gave up on the gap"
+    assert buffer.dropped == dropped_frames
+    assert not any(frame.after_loss for frame in delivered)
+    await prisoner.wait_for("family", count=5, timeout=SLOW)
