@@ -195,10 +195,38 @@ def whole_in_frame(box: tuple[float, ...]) -> bool:
 def render(scenario: Scenario, t: float) -> tuple[np.ndarray, list[tuple[Actor, tuple, bool]]]:
     """The frame at ``t`` and [(actor, face box in frame pixels, whole face in frame)]."""
     # Seven backgrounds per evaluation set (--seed picks another seven).
-    frame = Image.fromarray(_background(scenario.seed % 7 + 7 * (scenario.seed // 1000)))
+    background = scenario.seed % 7 + 7 * (scenario.seed // 1000)
+    poses = tuple((actor, actor.pose(t)) for actor in scenario.actors)
+    key = tuple((id(actor), pose) for actor, pose in poses if pose is not None)
+    return _render(background, key, poses, scenario.condition_at(t), int(t * FPS) % 4)
+
+
+# Someone sitting still gives the same frame again and again (but for the noise, which
+# cycles through four patterns): rendered once. Most of the approved-only videos' time.
+_RENDERED: dict[tuple, tuple[np.ndarray, list]] = {}
+
+
+def _render(
+    background: int, key: tuple, poses: tuple, condition: str, noise: int
+) -> tuple[np.ndarray, list[tuple[Actor, tuple, bool]]]:
+    cache_key = (background, key, condition, noise)
+    hit = _RENDERED.get(cache_key)
+    if hit is not None:
+        return hit
+    if len(_RENDERED) > 256:
+        _RENDERED.clear()
+    result = _draw(background, poses, condition, noise)
+    result[0].flags.writeable = False  # shared by every check that gets it
+    _RENDERED[cache_key] = result
+    return result
+
+
+def _draw(
+    background: int, poses: tuple, condition: str, noise: int
+) -> tuple[np.ndarray, list[tuple[Actor, tuple, bool]]]:
+    frame = Image.fromarray(_background(background))
     placed = []
-    for actor in scenario.actors:
-        pose = actor.pose(t)
+    for actor, pose in poses:
         if pose is None:
             continue
         cx, cy, width, roll, yaw = pose
@@ -206,13 +234,12 @@ def render(scenario: Scenario, t: float) -> tuple[np.ndarray, list[tuple[Actor, 
         frame.paste(layer, (round(cx - lx), round(cy - ly)), layer)
         box = face_box(pose, box_width)
         placed.append((actor, box, whole_in_frame(box)))
-    condition = scenario.condition_at(t)
     array = np.asarray(frame)
     if condition == "dark":
         array = (array.astype(np.float32) * 0.28).astype(np.uint8)
     elif condition == "bright":
         array = np.clip(array.astype(np.float32) * 1.5 + 50, 0, 255).astype(np.uint8)
-    array = np.clip(array + _noise(int(t * FPS) % 4), 0, 255).astype(np.uint8)
+    array = np.clip(array + _noise(noise), 0, 255).astype(np.uint8)
     if condition in ("blur", "jpeg", "phone-320"):
         image = Image.fromarray(array)
         if condition == "blur":

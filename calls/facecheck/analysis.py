@@ -451,22 +451,23 @@ def edge_strip(image: np.ndarray, side: str, share: float) -> tuple[np.ndarray, 
 
 
 def _detect_mirrored(
-    image: np.ndarray, sides: list[str], job: CheckJob, found: list[Detection]
+    image: np.ndarray, sides: list[tuple[str, int, int]], job: CheckJob, found: list[Detection]
 ) -> list[MirrorFace]:
-    """Faces about half out of the picture at ``sides``, not among ``found`` already."""
+    """Faces about half out of the picture at ``sides`` (side, top row, bottom row), not
+    among ``found`` already."""
     from face_recognition.api import face_detector
 
-    height, width = image.shape[:2]
+    width = image.shape[1]
     faces: list[MirrorFace] = []
-    for side in sides:
-        strip, s = edge_strip(image, side, job.mirror_share)
+    for side, row0, row1 in sides:
+        strip, s = edge_strip(image[row0:row1], side, job.mirror_share)
         small, scale = _downscale(strip, max(16, round(2 * s * job.mirror_detect_width / width)))
         rects, scores, _kinds = face_detector.run(small, 0, 0.0)
         for rect, score in zip(rects, scores, strict=True):
             if score < job.min_score:
                 continue
-            top = max(0, round(rect.top() * scale))
-            bottom = min(height, round(rect.bottom() * scale))
+            top = max(0, round(rect.top() * scale))  # in the strip (from row0)
+            bottom = min(row1 - row0, round(rect.bottom() * scale))
             left, right = round(rect.left() * scale), round(rect.right() * scale)
             face = right - left
             # The mirror's axis (the frame's edge) must run down the middle of the face:
@@ -474,9 +475,9 @@ def _detect_mirrored(
             if face <= 0 or abs((left + right) / 2 - s) > 0.2 * face:
                 continue
             if side == "left":
-                box = (top, right - s, bottom, 0)
+                box = (row0 + top, right - s, row0 + bottom, 0)
             else:
-                box = (top, width, bottom, left + width - s)
+                box = (row0 + top, width, row0 + bottom, left + width - s)
             if box[1] - box[3] < 8 or any(
                 iou(box, d[0]) > 0.2 or _overlaps_centre(box, d[0]) for d in found
             ):
@@ -494,34 +495,58 @@ def _overlaps_centre(a: Box, b: Box) -> bool:
 
 def mirror_sides(
     job: CheckJob, thumb: np.ndarray, size: tuple[int, int], regions: list[Box] | None
-) -> list[str]:
-    """The edges to scan for half-out faces in this check: where the picture's outermost
-    columns changed since the last full detection, or a track touches that edge
-    (``regions``: a partial detection, only edges a region reaches)."""
+) -> list[tuple[str, int, int]]:
+    """The edges to scan for half-out faces in this check, each with the rows to scan
+    (side, top, bottom): where the picture's outermost columns changed since the last
+    full detection (those rows, padded by ``MIRROR_PAD`` px), or where a track touches
+    that edge (its rows, padded by half its height); the whole height when there is
+    nothing to compare with. ``regions``: a partial detection, only edges a region
+    reaches."""
     if not job.mirror_edges:
         return []
-    width, _height = size
-    cols = thumb.shape[1]
+    width, height = size
+    rows, cols = thumb.shape
+    block = height / rows
     # A face half out of the picture covers its outermost pixels: only a change there
     # (two 8 px thumbnail columns), not anywhere in the strip, calls for a scan.
     strip_cols = min(2, cols)
+    before = job.previous_thumb
+    comparable = before is not None and before.shape == thumb.shape
     sides = []
     for side in ("left", "right"):
         if regions is not None and not any(
             (r[3] <= 0 if side == "left" else r[1] >= width) for r in regions
         ):
             continue
-        touching = any(
-            (t.box[3] <= 2 if side == "left" else t.box[1] >= width - 2) for t in job.tracks
-        )
-        before = job.previous_thumb
-        if before is None or before.shape != thumb.shape or touching:
-            sides.append(side)
+        if not comparable:
+            sides.append((side, 0, height))
             continue
+        spans = [
+            (t.box[0] - (t.box[2] - t.box[0]) // 2, t.box[2] + (t.box[2] - t.box[0]) // 2)
+            for t in job.tracks
+            if (t.box[3] <= 2 if side == "left" else t.box[1] >= width - 2)
+        ]
         cut = slice(0, strip_cols) if side == "left" else slice(cols - strip_cols, cols)
-        if not unchanged(before[:, cut], thumb[:, cut], job.unchanged_max):
-            sides.append(side)
+        assert before is not None  # noqa: S101 - comparable
+        moved = np.nonzero(
+            (np.abs(thumb[:, cut] - before[:, cut]) > job.unchanged_max).any(axis=1)
+        )[0]
+        if len(moved):
+            spans.append(
+                (round(moved[0] * block) - MIRROR_PAD, round((moved[-1] + 1) * block) + MIRROR_PAD)
+            )
+        if spans:
+            top = max(0, min(a for a, _ in spans))
+            bottom = min(height, max(b for _, b in spans))
+            if bottom - top > 0.6 * height:
+                top, bottom = 0, height
+            sides.append((side, top, bottom))
     return sides
+
+
+# Rows scanned above and below a change at the picture's edge (transport pixels): the
+# rest of a face whose mouth or eyes moved.
+MIRROR_PAD = 96
 
 
 def looks_like_face(image: np.ndarray, box: Box, *, size: int = 80, margin: float = 0.35) -> bool:

@@ -10,7 +10,16 @@ import pytest
 from PIL import Image, ImageFilter
 
 from calls.facecheck import FAMILY
-from calls.facecheck.analysis import APPROVED, EDGE, UNAPPROVED, CheckJob, analyse
+from calls.facecheck.analysis import (
+    APPROVED,
+    EDGE,
+    MIRROR_PAD,
+    UNAPPROVED,
+    CheckJob,
+    analyse,
+    mirror_sides,
+    thumbnail,
+)
 from calls.facecheck.checker import frame_to_rgb
 from tests.calls.facecheck.conftest import canvas, encoding_of, face_frame, video_frame
 from tests.calls.facecheck.test_checker import STEP, check, make_checker
@@ -160,6 +169,12 @@ def test_unchanged_edges_are_not_scanned_again() -> None:
         CheckJob(image=moved, tracks=again.tracks, approved=approved, previous_thumb=again.thumb)
     )
     assert third.mirror_sides >= 1 and third.mirrored == 1
+    # Only the rows around a change at the edge are scanned (here the top 40 px).
+    job = CheckJob(image=image, tracks=again.tracks, approved=approved, previous_thumb=again.thumb)
+    banded = image.copy()
+    banded[:40, :] = 255
+    sides = mirror_sides(job, thumbnail(banded), (640, 480), None)
+    assert sides == [("left", 0, 40 + MIRROR_PAD), ("right", 0, 40 + MIRROR_PAD)]
 
 
 def test_a_turned_face_is_compared_with_the_nearest_of_several_enrolments() -> None:
