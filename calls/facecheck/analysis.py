@@ -95,8 +95,9 @@ class Track:
     approved_before: bool = False
     # HOG score of the detection that started the track (or of its last encoding).
     score: float = 0.0
-    # Found on the mirrored edge strip (a face about half out of the picture) and
-    # encoded once from its mirror image (see :func:`_detect_mirrored`).
+    # Found on the mirrored edge strip (a face about half out of the picture): encoded
+    # once from its mirror image (see :func:`_detect_mirrored`), or an approved face
+    # that only the mirror still sees.
     mirrored: bool = False
 
 
@@ -521,10 +522,13 @@ def mirror_sides(
         if not comparable:
             sides.append((side, 0, height))
             continue
+        # Faces at that edge that only the mirror keeps track of (an approved face
+        # HOG still sees there needs no scan of its own).
         spans = [
             (t.box[0] - (t.box[2] - t.box[0]) // 2, t.box[2] + (t.box[2] - t.box[0]) // 2)
             for t in job.tracks
             if (t.box[3] <= 2 if side == "left" else t.box[1] >= width - 2)
+            and (t.mirrored or t.status != APPROVED)
         ]
         cut = slice(0, strip_cols) if side == "left" else slice(cols - strip_cols, cols)
         assert before is not None  # noqa: S101 - comparable
@@ -620,7 +624,7 @@ def _continue_at_the_edge(
     their last whole box and the half face the mirror finds at the edge a check or two
     later barely overlap. A face cut by an edge (``edge``) that no track continues is
     taken as the continuation of an approved track not seen in this check, when that
-    track was last near the same edge (within its own width of it) at the same height.
+    track was last at the same edge (within a quarter of its width) at the same height.
     Only cut faces are continued this way: once the face is whole again its chip is
     compared as usual, so a stranger who replaces them there is encoded at once."""
     width, _height = size
@@ -633,9 +637,12 @@ def _continue_at_the_edge(
         for track in candidates:
             if track.id in taken or track.status != APPROVED:
                 continue
-            face = max(1, track.box[1] - track.box[3])
-            near = (left_edge and track.box[3] <= face) or (
-                right_edge and track.box[1] >= width - face
+            # Last seen at that edge (within a quarter of its width): a face in the
+            # middle of the picture, left undetected in this check, is not continued
+            # by a stranger appearing at the edge.
+            gap = round(0.25 * max(1, track.box[1] - track.box[3]))
+            near = (left_edge and track.box[3] <= gap) or (
+                right_edge and track.box[1] >= width - gap
             )
             rows = min(box[2], track.box[2]) - max(box[0], track.box[0])
             if near and rows >= 0.5 * min(box[2] - box[0], track.box[2] - track.box[0]):
@@ -764,6 +771,10 @@ def analyse(job: CheckJob) -> CheckResult:
         elif needs:
             # A weak or cut-off new face says nothing either way: unknown, with why.
             track = replace(track, status=UNKNOWN, chip=None, reason=why or track.reason)
+        if index >= mirror_at and track.status == APPROVED:
+            # An approved face that only the mirror sees now: its edge is scanned at
+            # every full detection while it stays there (see mirror_sides).
+            track = replace(track, mirrored=True)
         if (
             index >= mirror_at
             and track.status == UNKNOWN

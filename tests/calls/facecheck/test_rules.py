@@ -156,7 +156,7 @@ async def test_an_approved_face_sliding_quickly_out_of_frame_keeps_its_approval(
     # to approve it), so without continuing the approved track at the edge it would
     # be a new face lingering there: a false pause after 3 s.
     checker = make_checker(face_pool, events, clock)
-    for x in (320, 480, 600):
+    for x in (320, 440, 552):
         await check(checker, clock, face_frame("obama3.jpg", centre=(x, 240)))
     assert {t.status for t in checker._sides[FAMILY].tracks} == {APPROVED}
     for _ in range(12):
@@ -295,3 +295,21 @@ async def test_the_childrens_rule_pauses_when_the_lead_visitor_leaves_the_child_
     assert events.pauses and 3.0 <= seconds <= 3.0 + 3 * STEP
     assert events.pauses[0][3]["lead_out_of_view"] is True
     await checker.stop()
+
+
+def test_only_a_face_last_seen_at_the_edge_is_continued_there() -> None:
+    from calls.facecheck.analysis import Track, _continue_at_the_edge
+
+    at_edge = Track(id=1, box=(170, 617, 314, 474), status=APPROVED)
+    inside = Track(id=2, box=(170, 240, 310, 100), status=APPROVED)  # 100 px from the left
+    stranger_edge = Track(id=3, box=(170, 630, 310, 500), status=UNAPPROVED)
+    half_right = ((181, 640, 284, 590), False, EDGE, 1.2)
+    half_left = ((181, 50, 284, 0), False, EDGE, 1.2)
+    matched: dict = {}
+    _continue_at_the_edge(
+        matched, (at_edge, inside, stranger_edge), [half_right, half_left], (640, 480)
+    )
+    # The right half face continues the approved face that left by the right edge; the
+    # left one does not continue the approved face in the middle of the picture, and an
+    # unapproved track passes nothing on.
+    assert matched == {0: at_edge}
