@@ -301,7 +301,7 @@ def test_only_a_face_last_seen_at_the_edge_is_continued_there() -> None:
     from calls.facecheck.analysis import Track, _continue_at_the_edge
 
     at_edge = Track(id=1, box=(170, 617, 314, 474), status=APPROVED)
-    inside = Track(id=2, box=(170, 240, 310, 100), status=APPROVED)  # 100 px from the left
+    inside = Track(id=2, box=(170, 250, 310, 110), status=APPROVED)  # 110 px from the left
     stranger_edge = Track(id=3, box=(170, 630, 310, 500), status=UNAPPROVED)
     half_right = ((181, 640, 284, 590), False, EDGE, 1.2)
     half_left = ((181, 50, 284, 0), False, EDGE, 1.2)
