@@ -174,6 +174,8 @@ def _tracks() -> tuple[Any, Any]:
     import av
     from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+    from calls.relay.synthetic import audio_slot
+
     class ClipVideoTrack(MediaStreamTrack):
         """Sends the clip's VP8 frames at 15 fps, looped; notes when each was sent."""
 
@@ -235,11 +237,7 @@ def _tracks() -> tuple[Any, Any]:
         async def recv(self) -> av.Packet:
             if self.readyState != "live":
                 raise MediaStreamError
-            if self._start is None:
-                self._start = time.monotonic()
-            delay = self._start + self._count * AUDIO_SAMPLES / AUDIO_RATE - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            self._start = await audio_slot(self._start, self._count)
             packet = av.Packet(self.clip.audio[self._count % len(self.clip.audio)])
             packet.pts = self._count * AUDIO_SAMPLES
             packet.time_base = fractions.Fraction(1, AUDIO_RATE)

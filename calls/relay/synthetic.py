@@ -112,6 +112,17 @@ def read_tone(frame: av.AudioFrame) -> str:
     return "other"
 
 
+async def audio_slot(start: float | None, count: int) -> float:
+    """Wait for the time of 20 ms audio frame ``count`` of a stream that started at
+    ``start`` (now, when None); returns the start."""
+    if start is None:
+        start = time.monotonic()
+    delay = start + count * AUDIO_SAMPLES / AUDIO_RATE - time.monotonic()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return start
+
+
 class ToneAudioTrack(MediaStreamTrack):
     """Sends ``side``'s tone (48 kHz mono), one 20 ms frame every 20 ms."""
 
@@ -130,11 +141,7 @@ class ToneAudioTrack(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        delay = self._start + self._count * AUDIO_SAMPLES / AUDIO_RATE - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        self._start = await audio_slot(self._start, self._count)
         frame = av.AudioFrame.from_ndarray(self._wave, format="s16", layout="mono")
         frame.sample_rate = AUDIO_RATE
         frame.pts = self._count * AUDIO_SAMPLES
