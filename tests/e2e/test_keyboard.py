@@ -108,10 +108,10 @@ def test_sign_in_and_book_a_call_with_the_keyboard_only(live_server_url, launch_
     page.keyboard.type("keys.family@example.test")
     page.keyboard.press("Enter")
     page.wait_for_selector("[data-error-summary]")
-    page.wait_for_function("document.activeElement.matches('[data-error-summary]')")
+    page.wait_for_function("() => document.activeElement.matches('[data-error-summary]')")
     tab_to(page, "[data-error-summary] a[href='#id_password']", limit=3)
     page.keyboard.press("Enter")
-    page.wait_for_function("document.activeElement.name === 'password'")
+    page.wait_for_function("() => document.activeElement.name === 'password'")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
     page.wait_for_url("**/visits/keyton/", timeout=CEILING_MS)
@@ -157,7 +157,7 @@ def test_join_a_call_with_the_keyboard_only(live_server_url, launch_browser) -> 
     tab_to(page, "#mute-button")
     page.keyboard.press("Space")
     page.wait_for_function(
-        "document.getElementById('mute-button').getAttribute('aria-pressed') === 'true'",
+        "() => document.getElementById('mute-button').getAttribute('aria-pressed') === 'true'",
         timeout=CEILING_MS,
     )
     tab_to(page, "#leave-button")
@@ -251,10 +251,12 @@ def test_the_staff_week_says_it_scrolls_and_scrolls_from_the_keyboard(  # type: 
     assert page.get_by_role("region", name=page.locator("h1").inner_text()).count() == 1
     for _ in range(10):
         page.keyboard.press("ArrowRight")
-    # Keyboard scrolling may be smooth (animated): wait for it, with a ceiling.
+    # Keyboard scrolling may be smooth (animated): wait for it, with a ceiling. (Every
+    # predicate here is a function: Playwright evaluates a bare expression with eval()
+    # when it has to poll, which the site's CSP refuses.)
     page.wait_for_function(
-        "document.getElementById('week-region').scrollLeft > 0", timeout=CEILING_MS
+        "() => document.getElementById('week-region').scrollLeft > 0", timeout=CEILING_MS
     )
     # Wide enough for the whole week: no cue.
     page.set_viewport_size({"width": 1900, "height": 800})
-    page.wait_for_function("document.getElementById('week-cue').hidden", timeout=CEILING_MS)
+    page.wait_for_function("() => document.getElementById('week-cue').hidden", timeout=CEILING_MS)
