@@ -73,8 +73,7 @@ def test_a_tracked_approved_face_is_not_encoded_again() -> None:
     track = only(second.tracks)
     assert track.id == first.tracks[0].id
     assert track.status == APPROVED
-    assert second.encoded == ()
-    assert second.encode_ms < first.encode_ms
+    assert second.encoded == ()  # (not a timing comparison: tests never fail on time)
 
 
 def test_approved_tracks_are_reverified_now_and_then() -> None:
