@@ -727,6 +727,11 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         if getattr(t, "mirror_sides", 0):
             kind += ", edges"
         cpu_by[f"{faces} face(s), {kind}"].append(cpu)
+    # Why full detections ran, approved-only videos (their CPU share, of all their CPU).
+    full_by: dict[str, list[float]] = defaultdict(list)
+    for t in (t for o in fairs for t in o.timings if not t.error):
+        if getattr(t, "full_because", ""):
+            full_by[t.full_because].append(getattr(t, "cpu_ms", 0.0) or t.worker_ms)
     total_cpu = sum((getattr(t, "cpu_ms", 0.0) or t.worker_ms) for t in timings)
     total_seconds = sum(o.seconds for o in outcomes)
     fair_timings = [t for o in fairs for t in o.timings if not t.error]
@@ -758,6 +763,8 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         "call_hours": hours,
         "false_per_hour": (false_pauses + lead_in_false) / hours if hours else float("nan"),
         "wrong_resumes": sum(o.wrong_resumes for o in outcomes),
+        "full_by": {k: (len(v), sum(v)) for k, v in sorted(full_by.items())},
+        "fair_seconds": fair_seconds,
         "false_pause_details": [
             (o.scenario.key, round(p, 1), _why(d))
             for o in fairs
@@ -858,6 +865,14 @@ def report(summary: dict[str, Any], machine: dict[str, Any], wall: float, args: 
     print("\nCPU per check (ms, in the worker) by faces in frame and faces encoded:")
     for key, (p50, p95, n) in s["cpu_by"].items():
         print(f"  {key:<28} p50 {p50:6.1f}   p95 {p95:6.1f}   n={n}")
+    fair_cpu_ms = s["core_share_approved_only"] * s["fair_seconds"] * 1000
+    if s["full_by"] and fair_cpu_ms:
+        print(
+            "full detections on approved-only videos, by cause (checks, share of their CPU): "
+            + ", ".join(
+                f"{k} {n} ({100 * ms / fair_cpu_ms:.0f} %)" for k, (n, ms) in s["full_by"].items()
+            )
+        )
     print(
         f"average face-check CPU per stream: {100 * s['core_share']:.1f} % of a core"
         f" (approved-only videos {100 * s['core_share_approved_only']:.1f} %)   goal <= 5 %"

@@ -7,9 +7,11 @@ the previous check) and gets back a :class:`CheckResult`.
 One check:
 
 0. if the picture has not changed since the last full detection (8 x 8 pixel block
-   means of the grey image, none moved by more than ``unchanged_max``), every face in
-   it was approved and fewer than ``full_every`` checks were skipped in a row, the
-   previous tracks stand and nothing else runs (≈ 1 ms);
+   means of the grey image, no 2 x 2 square of them moved by more than
+   ``unchanged_max``: single blocks moved by camera noise or compression do not count,
+   see :func:`changed_blocks`), every face in it was approved and fewer than
+   ``full_every`` checks passed since the last full detection (10: one every 5 s at
+   2 checks a second), the previous tracks stand and nothing else runs (≈ 1 ms);
 1. scale the frame to ``detect_width`` (down, or up for a small phone stream, so a
    40 px face in a 320 px stream is found) and run dlib's HOG detector with
    ``upsample 0`` (face_recognition's default upsample 1 is 4-5x slower). While every
@@ -68,6 +70,14 @@ BAND = "band"  # encoded, just above the tolerance: encoded again, never counts
 # small crop) does not see as a face: a poster, a picture frame's corner, a pattern.
 # Never counts; checked again when it changes or every ``reverify_every`` checks.
 NOT_FACE = "not_face"
+
+# Why a check detects on the whole frame (CheckResult.full_because).
+FULL_FIRST = "first"  # nothing to compare with (the first check, a new frame size)
+FULL_FACES = "faces"  # a face in the picture is not (yet) approved
+FULL_BACKSTOP = "backstop"  # ``full_every`` checks since the last full detection
+FULL_WIDE = "wide"  # the change covers most of the frame (light, camera moved)
+FULL_CUT = "cut"  # a face found against a side of a changed region's crop
+FULL_OFF = "off"  # partial detection switched off
 
 # Frames wider than this are downscaled in the relay before they are sent to a worker.
 TRANSPORT_WIDTH = 640
@@ -132,7 +142,7 @@ class CheckJob:
     # Skip detection while the picture is unchanged (see the module docstring).
     previous_thumb: np.ndarray | None = field(default=None, compare=False, repr=False)
     since_full: int = 0
-    full_every: int = 4
+    full_every: int = 10
     unchanged_max: float = 6.0
     # Detect only where the picture changed (and around the tracks there) while every
     # face is approved; a full detection at least every ``full_every`` checks.
@@ -185,6 +195,8 @@ class CheckResult:
     # Edge strips scanned for mirrored faces, and faces found there.
     mirror_sides: int = 0
     mirrored: int = 0
+    # Why this check ran a full detection ("" when it did not): see FULL_BECAUSE.
+    full_because: str = ""
 
     def seen(self, status: str) -> list[Track]:
         """Tracks detected in this check with ``status``."""
@@ -230,8 +242,29 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
     return np.asarray(small, dtype=np.float32)
 
 
+def changed_blocks(a: np.ndarray, b: np.ndarray, limit: float) -> np.ndarray:
+    """The thumbnail blocks that changed by more than ``limit`` between ``a`` and ``b``,
+    counted only where they make up a changed square of 2 x 2 blocks (16 x 16 px).
+
+    Camera noise and compression move single blocks here and there (measured: 2-3 % of
+    the blocks of a heavily compressed still picture, scattered over the whole frame,
+    which made nearly every check a full detection); a face, even 60 px wide, is a
+    patch of 7 x 7 changed blocks. A thin line of change (an edge moving by a pixel or
+    two) is left out too: the comparison is with the last full detection's picture, so
+    a slow change adds up until it counts."""
+    changed = np.abs(b - a) > limit
+    if not changed.any():
+        return changed
+    square = changed[:-1, :-1] & changed[1:, :-1] & changed[:-1, 1:] & changed[1:, 1:]
+    kept = np.zeros_like(changed)
+    for dr in (0, 1):
+        for dc in (0, 1):
+            kept[dr : dr + square.shape[0], dc : dc + square.shape[1]] |= square
+    return kept
+
+
 def unchanged(a: np.ndarray | None, b: np.ndarray, limit: float) -> bool:
-    return a is not None and a.shape == b.shape and float(np.max(np.abs(a - b))) <= limit
+    return a is not None and a.shape == b.shape and not changed_blocks(a, b, limit).any()
 
 
 def iou(a: Box, b: Box) -> float:
@@ -342,7 +375,7 @@ def changed_regions(
     width, height = size
     rows, cols = after.shape
     block_y, block_x = height / rows, width / cols
-    changed = np.abs(after - before) > limit
+    changed = changed_blocks(before, after, limit)
     if not changed.any():
         return []
     # Connected groups of changed blocks (8-neighbours, with a one-block gap bridged).
@@ -512,7 +545,12 @@ def mirror_sides(
     # (two 8 px thumbnail columns), not anywhere in the strip, calls for a scan.
     strip_cols = min(2, cols)
     before = job.previous_thumb
-    comparable = before is not None and before.shape == thumb.shape
+    changed = (
+        changed_blocks(before, thumb, job.unchanged_max)
+        if before is not None and before.shape == thumb.shape
+        else None
+    )
+    comparable = changed is not None
     sides = []
     for side in ("left", "right"):
         if regions is not None and not any(
@@ -531,10 +569,8 @@ def mirror_sides(
             and (t.mirrored or t.status != APPROVED)
         ]
         cut = slice(0, strip_cols) if side == "left" else slice(cols - strip_cols, cols)
-        assert before is not None  # noqa: S101 - comparable
-        moved = np.nonzero(
-            (np.abs(thumb[:, cut] - before[:, cut]) > job.unchanged_max).any(axis=1)
-        )[0]
+        assert changed is not None  # noqa: S101 - comparable
+        moved = np.nonzero(changed[:, cut].any(axis=1))[0]
         if len(moved):
             spans.append(
                 (round(moved[0] * block) - MIRROR_PAD, round((moved[-1] + 1) * block) + MIRROR_PAD)
@@ -702,7 +738,20 @@ def analyse(job: CheckJob) -> CheckResult:
                 max_outside=job.max_outside,
             )
     partial = detections is not None
+    full_because = ""
     if detections is None:
+        if not job.partial:
+            full_because = FULL_OFF
+        elif job.previous_thumb is None or job.previous_thumb.shape != thumb.shape:
+            full_because = FULL_FIRST
+        elif not all(_quiet(t) for t in job.tracks):
+            full_because = FULL_FACES
+        elif not quiet:
+            full_because = FULL_BACKSTOP
+        elif regions and area <= job.partial_max_share * width * height:
+            full_because = FULL_CUT
+        else:
+            full_because = FULL_WIDE
         regions = []
         small, scale = _downscale(image, max(16, job.detect_width))
         detections = _detect(
@@ -885,6 +934,7 @@ def analyse(job: CheckJob) -> CheckResult:
         verified=verified,
         mirror_sides=len(sides),
         mirrored=len(mirror_faces),
+        full_because=full_because,
     )
 
 

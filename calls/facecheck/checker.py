@@ -59,6 +59,7 @@ class CheckTiming:
     partial: bool = False  # detection only where the picture changed
     verified: int = 0  # weak detections given the CNN detector's second opinion
     mirror_sides: int = 0  # edge strips scanned for faces half out of the picture
+    full_because: str = ""  # why the detection ran on the whole frame (analysis.FULL_*)
 
 
 def frame_to_rgb(frame: Any, *, max_width: int = TRANSPORT_WIDTH) -> np.ndarray:
@@ -443,6 +444,7 @@ class FaceChecker:
                 partial=result.partial if result else False,
                 verified=result.verified if result else 0,
                 mirror_sides=result.mirror_sides if result else 0,
+                full_because=result.full_because if result else "",
             )
         )
         metrics.face_check_observed(self.timings[-1].total_ms)  # /metrics

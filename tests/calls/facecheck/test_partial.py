@@ -6,6 +6,11 @@ import numpy as np
 
 from calls.facecheck.analysis import (
     APPROVED,
+    FULL_BACKSTOP,
+    FULL_FACES,
+    FULL_FIRST,
+    FULL_OFF,
+    FULL_WIDE,
     NOT_FACE,
     UNAPPROVED,
     UNKNOWN,
@@ -16,6 +21,7 @@ from calls.facecheck.analysis import (
     changed_regions,
     looks_like_face,
     thumbnail,
+    unchanged,
 )
 from calls.facecheck.decision import SideDecision
 from tests.calls.facecheck.conftest import canvas, encoding_of
@@ -28,6 +34,7 @@ def _first(image: np.ndarray) -> CheckResult:
 
 
 def _next(image: np.ndarray, previous: CheckResult, **kwargs: object) -> CheckResult:
+    options: dict[str, object] = {"since_full": previous.since_full, **kwargs}
     return analyse(
         CheckJob(
             image=image,
@@ -35,8 +42,7 @@ def _next(image: np.ndarray, previous: CheckResult, **kwargs: object) -> CheckRe
             approved=APPROVED_ENCODINGS,
             next_track_id=previous.next_track_id,
             previous_thumb=previous.thumb,
-            since_full=previous.since_full,
-            **kwargs,  # type: ignore[arg-type]
+            **options,  # type: ignore[arg-type]
         )
     )
 
@@ -140,3 +146,56 @@ def test_a_not_face_track_is_not_encoded_again_and_never_pauses() -> None:
         result = CheckResult(tracks=(track,), next_track_id=8, detected=(7,), encoded=())
         assert decision.observe(step * 0.5, result) is None
     assert not decision.paused and decision.streak == 0
+
+
+def _speckled(image: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """``image`` with ``share`` of its 8 x 8 blocks, scattered at random, moved by 12
+    grey levels (what heavy compression and camera noise do to a still picture)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = image.shape[0] // 8, image.shape[1] // 8
+    out = image.astype(np.int16)
+    for index in rng.choice(rows * cols, size=round(share * rows * cols), replace=False):
+        r, c = divmod(int(index), cols)
+        out[r * 8 : r * 8 + 8, c * 8 : c * 8 + 8] += 12
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_scattered_noise_is_not_a_change_but_a_face_is() -> None:
+    family = ("obama2.jpg", 130, (170, 250))
+    still = canvas(family)
+    first = _first(still)
+    assert first.full_because == FULL_FIRST
+    for seed in range(3):
+        noisy = _speckled(still, 0.03, seed)
+        # Isolated blocks changed by more than the limit, all over the frame...
+        assert (np.abs(thumbnail(noisy) - first.thumb) > 6.0).mean() > 0.02
+        # ...are not a change: no region, the check is skipped.
+        assert changed_regions(first.thumb, thumbnail(noisy), 6.0, first.tracks, (640, 480)) == []
+        assert unchanged(first.thumb, thumbnail(noisy), 6.0)
+        assert _next(noisy, first).skipped
+    # A 60 px face popping in on the same noisy picture is a change, and is found.
+    popped = _speckled(canvas(family, ("biden.jpg", 60, (520, 200))), 0.03, 7)
+    regions = changed_regions(first.thumb, thumbnail(popped), 6.0, first.tracks, (640, 480))
+    assert len(regions) == 1 and regions[0][3] > 320  # around the newcomer only
+    seen = _next(popped, first)
+    assert seen.partial and not seen.full_because
+    assert len(seen.seen(UNAPPROVED)) == 1
+
+
+def test_why_a_full_detection_ran_is_reported() -> None:
+    family = ("obama2.jpg", 130, (170, 250))
+    first = _first(canvas(family))
+    assert first.full_because == FULL_FIRST and not first.partial
+    assert _next(canvas(family), first).full_because == ""  # skipped
+    due = _next(canvas(family), first, since_full=9, full_every=10)
+    assert due.full_because == FULL_BACKSTOP and due.since_full == 0
+    lights = _next(canvas(family, background=(150, 160, 170)), first)
+    assert lights.full_because == FULL_WIDE
+    stranger = _first(canvas(("biden.jpg", 120, (500, 220))))
+    again = _next(canvas(("biden.jpg", 120, (500, 220))), stranger)
+    assert again.full_because == FULL_FACES
+    # Partial detection switched off: an unchanged picture is still skipped, a changed
+    # one gets a full detection.
+    moved = canvas(("obama2.jpg", 130, (190, 250)))
+    assert _next(moved, first, partial=False).full_because == FULL_OFF
+    assert _next(moved, first).partial

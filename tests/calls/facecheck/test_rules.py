@@ -13,6 +13,7 @@ from calls.facecheck import FAMILY
 from calls.facecheck.analysis import (
     APPROVED,
     EDGE,
+    FULL_BACKSTOP,
     MIRROR_PAD,
     UNAPPROVED,
     CheckJob,
@@ -178,9 +179,11 @@ def test_unchanged_edges_are_not_scanned_again() -> None:
             tracks=first.tracks,
             approved=approved,
             previous_thumb=first.thumb,
-            since_full=3,
+            since_full=9,
+            full_every=10,
         )
     )
+    assert again.full_because == FULL_BACKSTOP
     assert not again.skipped and not again.partial and again.mirror_sides == 0
     moved = canvas(("obama2.jpg", 130, (320, 240)), ("biden.jpg", 130, (640, 230)))
     third = analyse(
