@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
@@ -17,6 +18,7 @@ from calls.forms import AcceptablePolicyForm
 from calls.models import Call, CallRole
 from calls.turn import ice_servers_for
 from establishments.models import Terminal
+from identity.selectors import precall_enrolment_offered
 
 
 def _family_booking(request: HttpRequest, reference: uuid.UUID) -> Booking:
@@ -58,7 +60,17 @@ def join(request: HttpRequest, reference: uuid.UUID) -> HttpResponse:
             services.call_accept_aup(booking=booking, user=request.user)  # type: ignore[arg-type]
         return redirect("calls:room", call_id=call.pk)
     return render(
-        request, "calls/join.html", {"booking": booking, "form": form, "aup_accepted": accepted}
+        request,
+        "calls/join.html",
+        {
+            "booking": booking,
+            "form": form,
+            "aup_accepted": accepted,
+            # The optional tick box: frames of this camera check as face data (issue 16).
+            "precall_enrol": precall_enrolment_offered(booking.lead_visitor),
+            "precall_frames": settings.IDENTITY_PRECALL_FRAMES,
+            "precall_days": settings.IDENTITY_PRECALL_ENCODING_DAYS,
+        },
     )
 
 

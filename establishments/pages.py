@@ -58,6 +58,7 @@ def privacy(request: HttpRequest) -> HttpResponse:
         {
             "id_image_days": settings.IDENTITY_ID_IMAGE_RETENTION_DAYS,
             "encoding_months": settings.IDENTITY_ENCODING_RETENTION_DAYS * 12 // 365,
+            "precall_days": settings.IDENTITY_PRECALL_ENCODING_DAYS,
             "snapshot_days": settings.ALERT_SNAPSHOT_RETENTION_DAYS,
             "session_hours": settings.SESSION_ABSOLUTE_SECONDS // 3600,
         },

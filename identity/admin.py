@@ -1,7 +1,8 @@
 """Visitors in Django admin: find a family, export its data, erase it.
 
 Identity evidence is never shown here: no ID image, selfie or dependant photo inline
-and no face encoding at all (FaceEnrolment is not registered). The images are viewed
+and no face encoding (FaceEnrolment is not registered; a visitor's page lists only what
+each encoding was made from and when). The images are viewed
 on the prison's identity review pages, where every view is audited; the change page
 links there. Decisions (approve, reject, revoke) also stay on those pages: they go
 through identity.services, which records them and ends calls a revocation stops.
@@ -30,6 +31,7 @@ from identity.models import (
     Connection,
     ConnectionStatus,
     Dependant,
+    FaceEnrolment,
     GroupMember,
     IdentityCheck,
     VisitorProfile,
@@ -120,6 +122,25 @@ class ConnectionInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("prisoner")
 
 
+class FaceEnrolmentInline(ReadOnlyInline):
+    """What each of the visitor's face encodings was made from (selfie, photo ID, camera
+    check before a call) and when: never the encoding itself."""
+
+    model = FaceEnrolment
+    fk_name = "profile"
+    fields = ["source", "created_at", "last_used_at"]
+    readonly_fields = list(fields)  # type: ignore[arg-type]
+    verbose_name = _("face encoding")
+    verbose_name_plural = _("Face encodings (encrypted, never shown)")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[FaceEnrolment]:
+        return (
+            super()
+            .get_queryset(request)
+            .only("pk", "profile", "source", "created_at", "last_used_at")
+        )
+
+
 class GroupMemberInline(ReadOnlyInline):
     model = GroupMember
     fk_name = "lead"
@@ -177,7 +198,13 @@ class VisitorProfileAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    inlines = [IdentityCheckInline, DependantInline, ConnectionInline, GroupMemberInline]
+    inlines = [
+        IdentityCheckInline,
+        FaceEnrolmentInline,
+        DependantInline,
+        ConnectionInline,
+        GroupMemberInline,
+    ]
     actions = ["export_family", "erase_family"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

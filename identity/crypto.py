@@ -1,4 +1,5 @@
-"""Encryption of face encodings at rest (Fernet, key from FACE_ENCRYPTION_KEY).
+"""Encryption of face encodings at rest (Fernet, key from FACE_ENCRYPTION_KEY), and of
+the pre-call frames while they wait for their face check.
 
 An encoding is 128 float64 values; it is serialised as raw little-endian bytes and
 encrypted. Decrypted encodings exist only in memory.
@@ -50,3 +51,16 @@ def decrypt_encoding(token: bytes) -> np.ndarray:
     except InvalidToken:
         raise EncodingDecryptError("The face encoding cannot be decrypted with this key.") from None
     return np.frombuffer(raw, dtype=_DTYPE).copy()
+
+
+def encrypt_bytes(data: bytes) -> bytes:
+    """Encrypt a private file's content with the same key (pre-call frames waiting for
+    their face check: identity.services.precall_frames_submit)."""
+    return fernet().encrypt(data)
+
+
+def decrypt_bytes(token: bytes) -> bytes:
+    try:
+        return fernet().decrypt(bytes(token))
+    except InvalidToken:
+        raise EncodingDecryptError("The file cannot be decrypted with this key.") from None

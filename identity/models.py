@@ -170,15 +170,20 @@ class EnrolmentSource(models.TextChoices):
     SELFIE = "selfie", _("Selfie")
     ID_PHOTO = "id_photo", _("Photo ID")
     PHOTO = "photo", _("Photo")  # a dependant's photo, a prisoner's enrolment photo
+    # The visitor's own camera at the check on a call's join page (issue 16): kept
+    # only when every frame matched their selfie, deleted after
+    # IDENTITY_PRECALL_ENCODING_DAYS.
+    PRECALL = "precall", _("Camera check before a call")
 
 
 class FaceEnrolment(models.Model):
     """An approved face encoding, encrypted at rest. Exactly one owner per row.
 
     A visitor has one from their selfie and, when the face on their photo ID matched
-    it, one from the ID as well: the face checks compare a face with the nearest of
-    them (a turned head is often nearer one photo than the other). Dependants and
-    prisoners have one."""
+    it, one from the ID as well, and one from the pre-call camera check when they
+    chose it (the mean of frames that each matched the selfie): the face checks
+    compare a face with the nearest of them (a turned head, or their own webcam and
+    lighting, is often nearer one than another). Dependants and prisoners have one."""
 
     profile = models.ForeignKey(
         VisitorProfile, null=True, blank=True, on_delete=models.CASCADE, related_name="faces"

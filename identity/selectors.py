@@ -4,11 +4,14 @@ and the approved face encodings that calls compare against."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.utils import timezone
 
 from establishments.models import Establishment, Prisoner
 from establishments.selectors import has_role_at
@@ -17,6 +20,7 @@ from identity.models import (
     Connection,
     ConnectionStatus,
     Dependant,
+    EnrolmentSource,
     FaceEnrolment,
     IdentityCheck,
     ReviewStatus,
@@ -202,10 +206,34 @@ def approved_encodings_for_booking(booking: Booking) -> list[np.ndarray]:
         status=ReviewStatus.APPROVED,
         lead_visitor__connections__in=approved_connection,
     ).values("pk")
-    enrolments = FaceEnrolment.objects.filter(
-        Q(profile_id__in=approved_profiles) | Q(dependant_id__in=approved_dependants)
-    ).order_by("pk")
+    enrolments = (
+        FaceEnrolment.objects.filter(
+            Q(profile_id__in=approved_profiles) | Q(dependant_id__in=approved_dependants)
+        )
+        # A pre-call check's encoding past its days is not used, even before the daily
+        # retention job deletes it.
+        .exclude(source=EnrolmentSource.PRECALL, created_at__lt=precall_enrolment_cutoff())
+        .order_by("pk")
+    )
     return [decrypt_encoding(bytes(enrolment.encoding_encrypted)) for enrolment in enrolments]
+
+
+def precall_enrolment_cutoff() -> datetime:
+    """Pre-call check encodings made before this are expired."""
+    return timezone.now() - timedelta(days=settings.IDENTITY_PRECALL_ENCODING_DAYS)
+
+
+def precall_enrolment_offered(profile: VisitorProfile | None) -> bool:
+    """May this visitor add frames from the pre-call camera check to their face data?
+
+    Only with consent to face matching, an approved identity and the encoding of their
+    selfie, which every frame is compared with (so that nobody else can enrol)."""
+    return (
+        profile is not None
+        and profile.biometric_consent is True
+        and profile.verification_status == VerificationStatus.APPROVED
+        and FaceEnrolment.objects.filter(profile=profile, source=EnrolmentSource.SELFIE).exists()
+    )
 
 
 def prisoner_encoding(prisoner: Prisoner) -> np.ndarray | None:
@@ -255,10 +283,6 @@ def connection_limit_alerts(establishment: Establishment) -> list[object]:
     """Connection requests paused by the daily limit in the last week, filed at this
     establishment (it holds the prisoner with that number, or was the one chosen):
     audit entries, newest first, for the visits admins' identity page."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     from audit.models import AuditAction, AuditEntry
 
     since = timezone.now() - timedelta(days=CONNECTION_LIMIT_ALERT_DAYS)

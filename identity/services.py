@@ -9,9 +9,12 @@ that a retried or duplicated task changes nothing.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
+import uuid
 from datetime import date, datetime, timedelta
 
+import numpy as np
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -19,6 +22,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.http import HttpRequest
@@ -631,16 +635,16 @@ def _connection_failure_keys(*, profile: VisitorProfile, number: str) -> dict[st
     }
 
 
-def _count_try(key: str) -> int:
+def _count_try(key: str, *, window: int = CONNECTION_FAILURE_WINDOW_SECONDS) -> int:
     """One more try in ``key``'s window (which starts at its first try): the new count.
 
     ``incr`` is atomic in Redis and keeps the key's expiry, so two requests sent at once
     get different counts and cannot both be the last allowed try."""
-    cache.add(key, 0, timeout=CONNECTION_FAILURE_WINDOW_SECONDS)
+    cache.add(key, 0, timeout=window)
     try:
         return cache.incr(key)
     except ValueError:  # expired between add and incr: a new window
-        cache.add(key, 1, timeout=CONNECTION_FAILURE_WINDOW_SECONDS)
+        cache.add(key, 1, timeout=window)
         return 1
 
 
@@ -1004,7 +1008,8 @@ def id_images_delete_expired(*, now: datetime | None = None) -> int:
 
 def encodings_delete_stale(*, now: datetime | None = None) -> int:
     """Delete visitors' and dependants' face encodings after 12 months without a call,
-    and any left behind by withdrawn consent. Idempotent."""
+    pre-call check encodings after 90 days, and any left behind by withdrawn consent.
+    Idempotent."""
     from bookings.models import BookingStatus, BookingVisitor
 
     now = now or timezone.now()
@@ -1021,6 +1026,12 @@ def encodings_delete_stale(*, now: datetime | None = None) -> int:
         .exclude(dependant__in=recent_dependants)
     )
     deleted, _ = stale.delete()
+    # The pre-call camera check's encoding lasts IDENTITY_PRECALL_ENCODING_DAYS, calls or
+    # not (the selectors stop using it at that age already; this deletes it).
+    precall_cutoff = now - timedelta(days=settings.IDENTITY_PRECALL_ENCODING_DAYS)
+    deleted += FaceEnrolment.objects.filter(
+        source=EnrolmentSource.PRECALL, created_at__lt=precall_cutoff
+    ).delete()[0]
     # Consent withdrawal deletes at once (consent_set); this catches any left over.
     withdrawn = FaceEnrolment.objects.filter(profile__biometric_consent=False).delete()[0]
     withdrawn += FaceEnrolment.objects.filter(
@@ -1102,3 +1113,284 @@ def prisoner_enrol(
             detail={"prison_number": prisoner.prison_number, "replaced": bool(replaced)},
         )
     return enrolment
+
+
+# --- The pre-call camera check as a face enrolment (issue 16) -----------------------------
+#
+# On a call's join page a visitor may tick a box to let a few frames of their camera
+# check be added to their face data: their own webcam and lighting, often nearer to how
+# they look on calls than a passport-style selfie. The frames are checked and
+# re-encoded like any photo, stored encrypted in private storage under random names,
+# and handed to a Celery task by name after commit. The task reads them and deletes
+# them before any face work, so they are gone whatever it finds (the hourly sweep below
+# deletes any whose task never ran). It keeps one encoding, the mean of the frames,
+# only if every frame shows exactly one face within the visitor's tolerance of their
+# selfie: a stranger sitting at the check cannot enrol. What became of a check is kept
+# in the cache for the page to ask, keyed by the visitor and a random token.
+
+PRECALL_FRAMES_FOLDER = "identity/precall"
+PRECALL_OUTCOME_SECONDS = 15 * 60
+PRECALL_LEFTOVER_SECONDS = 60 * 60
+PRECALL_WINDOW_SECONDS = 60 * 60
+
+
+class PrecallResult:
+    PENDING = "pending"
+    KEPT = "kept"
+    NOT_KEPT = "not_kept"
+    FAILED = "failed"
+
+
+PRECALL_MESSAGES = {
+    PrecallResult.PENDING: _("Checking the pictures…"),
+    PrecallResult.KEPT: _(
+        "Thank you. We will use these pictures to recognise you better on your calls."
+    ),
+    PrecallResult.NOT_KEPT: _(
+        "We could not see just you in the pictures, so we did not keep them. Your call is "
+        "not affected."
+    ),
+    PrecallResult.FAILED: _(
+        "We could not check the pictures this time, so we did not keep them. Your call is "
+        "not affected."
+    ),
+}
+
+
+def _precall_outcome_key(profile_id: int, token: str) -> str:
+    return f"identity:precall-outcome:{profile_id}:{token}"
+
+
+def _precall_refusal(profile: VisitorProfile) -> IdentityError | None:
+    """Why this visitor may not enrol frames from the camera check (None: they may)."""
+    from identity.selectors import precall_enrolment_offered
+
+    if profile.biometric_consent is not True:
+        return IdentityError(
+            "NO_CONSENT",
+            gettext(
+                "You have not agreed to face checks by computer, so pictures from the camera "
+                "check are not used. You can change this on your account page."
+            ),
+        )
+    if not precall_enrolment_offered(profile):
+        return IdentityError(
+            "NOT_ENROLLED",
+            gettext(
+                "Pictures from the camera check can only be used once your selfie has been "
+                "checked and your identity approved."
+            ),
+        )
+    return None
+
+
+def _precall_frame_clean(upload: UploadedFile, *, number: int) -> ContentFile:
+    from identity.images import ImageRejected, clean_photo
+
+    max_bytes: int = settings.IDENTITY_PRECALL_FRAME_MAX_BYTES
+    if upload.size is None or upload.size > max_bytes:
+        raise IdentityError(
+            "FRAME_TOO_LARGE",
+            gettext("Picture %(number)s is larger than %(kilobytes)s KB.")
+            % {"number": number, "kilobytes": max_bytes // 1024},
+        )
+    try:
+        return clean_photo(upload, size=upload.size)
+    except ImageRejected as rejected:
+        raise IdentityError(
+            f"FRAME_{rejected.code.upper()}",
+            gettext("Picture %(number)s could not be used: %(problem)s")
+            % {"number": number, "problem": rejected.message},
+        ) from None
+
+
+def _precall_frames_delete(names: list[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:  # the disk is away: the hourly sweep retries
+            logger.warning("could not delete pre-call frame %s", name)
+
+
+def precall_frames_submit(*, profile: VisitorProfile, uploads: list[UploadedFile]) -> str:
+    """Check the frames, store them (encrypted) and queue their face check after commit.
+
+    Returns the check's token (what the page asks about). Refused, with nothing
+    stored: without consent, before the identity and selfie are approved, with too few
+    or too many frames, a frame too big or not a photo, and past
+    ``IDENTITY_PRECALL_CHECKS_PER_HOUR`` checks in an hour (bad ones count too)."""
+    from identity.crypto import encrypt_bytes
+    from identity.tasks import run_precall_enrolment
+
+    refusal = _precall_refusal(profile)
+    if refusal is not None:
+        raise refusal
+    most: int = settings.IDENTITY_PRECALL_MAX_FRAMES
+    if not 1 <= len(uploads) <= most:
+        raise IdentityError(
+            "FRAME_COUNT",
+            gettext("Send between 1 and %(most)s pictures from the camera check.") % {"most": most},
+        )
+    limit: int = settings.IDENTITY_PRECALL_CHECKS_PER_HOUR
+    tries = _count_try(f"identity:precall-checks:{profile.pk}", window=PRECALL_WINDOW_SECONDS)
+    if tries > limit:
+        raise IdentityError(
+            "TOO_MANY_CHECKS",
+            gettext(
+                "You have sent pictures from the camera check %(limit)s times in the last "
+                "hour. Try again later. Your call is not affected."
+            )
+            % {"limit": limit},
+        )
+    frames = [_precall_frame_clean(upload, number=n) for n, upload in enumerate(uploads, 1)]
+    token = uuid.uuid4().hex
+    names: list[str] = []
+    try:
+        for frame in frames:
+            names.append(
+                default_storage.save(
+                    f"{PRECALL_FRAMES_FOLDER}/{uuid.uuid4().hex}.bin",
+                    ContentFile(encrypt_bytes(frame.read())),
+                )
+            )
+        with transaction.atomic():
+            # Consent may have been withdrawn in another tab since the first look.
+            locked = VisitorProfile.objects.select_for_update().get(pk=profile.pk)
+            refusal = _precall_refusal(locked)
+            if refusal is not None:
+                raise refusal
+            cache.set(
+                _precall_outcome_key(locked.pk, token),
+                PrecallResult.PENDING,
+                timeout=PRECALL_OUTCOME_SECONDS,
+            )
+            profile_id, frame_names = locked.pk, list(names)
+            # robust: a broker that is away must not turn the visitor's answer into an
+            # error page; the sweep deletes the frames and the page says "not checked".
+            transaction.on_commit(
+                lambda: run_precall_enrolment.delay(profile_id, token, frame_names),
+                robust=True,
+            )
+    except BaseException:
+        _precall_frames_delete(names)
+        raise
+    return token
+
+
+def precall_check_result(*, profile: VisitorProfile, token: str) -> str | None:
+    """What became of the visitor's own check ``token`` (a PrecallResult), None if
+    there is no such check of theirs (or it is too old to remember)."""
+    if len(token) != 32 or any(c not in "0123456789abcdef" for c in token):
+        return None
+    result = cache.get(_precall_outcome_key(profile.pk, token))
+    return str(result) if result else None
+
+
+def _precall_record(profile_id: int, token: str, result: str, reason: str, frames: int) -> str:
+    cache.set(_precall_outcome_key(profile_id, token), result, timeout=PRECALL_OUTCOME_SECONDS)
+    # No names, no distances: which visitor (by id), what happened and why.
+    logger.info(
+        "pre-call enrolment of profile %s: %s (%s, %d frames)",
+        profile_id,
+        result,
+        reason or "every frame matched the selfie",
+        frames,
+    )
+    return result
+
+
+def precall_frames_discard(*, profile_id: int, token: str, frame_names: list[str]) -> None:
+    """The face check could not run (after its retries, or an error): delete the
+    frames, keep nothing, and tell the page."""
+    _precall_frames_delete(frame_names)
+    _precall_record(profile_id, token, PrecallResult.FAILED, "error", len(frame_names))
+
+
+def precall_enrolment_run(*, profile_id: int, token: str, frame_names: list[str]) -> str | None:
+    """The Celery task's work: read and delete the frames, find one face in each and
+    compare it with the selfie; keep the mean encoding only if every frame passed.
+
+    Returns a PrecallResult, or None when the frames are gone already (a duplicate
+    delivery, or the sweep). Storage errors other than a missing frame propagate, with
+    the frames kept, for the task to retry."""
+    from identity import faces
+    from identity.crypto import EncodingDecryptError, decrypt_bytes, decrypt_encoding
+
+    try:
+        stored = []
+        for name in frame_names:
+            with default_storage.open(name, "rb") as file:
+                stored.append(file.read())
+    except FileNotFoundError:
+        _precall_frames_delete(frame_names)
+        key = _precall_outcome_key(profile_id, token)
+        if cache.get(key) == PrecallResult.PENDING:
+            _precall_record(profile_id, token, PrecallResult.FAILED, "frames gone", 0)
+        return None
+    # From here on the pictures exist only in memory, whatever happens next.
+    _precall_frames_delete(frame_names)
+    count = len(stored)
+
+    def not_kept(reason: str) -> str:
+        return _precall_record(profile_id, token, PrecallResult.NOT_KEPT, reason, count)
+
+    try:
+        frames = [decrypt_bytes(data) for data in stored]
+    except EncodingDecryptError:
+        return _precall_record(profile_id, token, PrecallResult.FAILED, "unreadable", count)
+    profile = VisitorProfile.objects.filter(pk=profile_id).first()
+    if profile is None or _precall_refusal(profile) is not None:
+        return not_kept("no consent, or not approved")
+    selfie = FaceEnrolment.objects.filter(profile=profile, source=EnrolmentSource.SELFIE).first()
+    if selfie is None:
+        return not_kept("no selfie encoding")
+    selfie_encoding = decrypt_encoding(bytes(selfie.encoding_encrypted))
+    tolerance = face_tolerance_for(profile)
+    encodings = []
+    for data in frames:
+        found = faces.find_one_face(io.BytesIO(data))
+        if found.status != faces.FaceStatus.ONE or found.encoding is None:
+            return not_kept(found.status)
+        if faces.face_distance(selfie_encoding, found.encoding) > tolerance:
+            return not_kept("a face that is not the selfie's")
+        encodings.append(found.encoding)
+    if len(encodings) < settings.IDENTITY_PRECALL_MIN_FRAMES:
+        return not_kept("too few frames")
+    # Every frame is within the tolerance of the selfie, so their mean is too.
+    mean = np.mean(np.stack(encodings), axis=0)
+    with transaction.atomic():
+        locked = VisitorProfile.objects.select_for_update().filter(pk=profile_id).first()
+        if locked is None or _precall_refusal(locked) is not None:
+            return not_kept("consent withdrawn during the check")
+        # A new check replaces the last one, and its days start again.
+        FaceEnrolment.objects.update_or_create(
+            profile=locked,
+            source=EnrolmentSource.PRECALL,
+            defaults={
+                "encoding_encrypted": encrypt_encoding(mean),
+                "created_at": timezone.now(),
+                "last_used_at": None,
+            },
+        )
+    return _precall_record(profile_id, token, PrecallResult.KEPT, "", count)
+
+
+def precall_frames_delete_leftover(*, now: datetime | None = None) -> int:
+    """Delete pre-call frames older than an hour: their task never ran (a lost
+    message) or could not delete them. Idempotent."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=PRECALL_LEFTOVER_SECONDS)
+    try:
+        _folders, names = default_storage.listdir(PRECALL_FRAMES_FOLDER)
+    except FileNotFoundError:
+        return 0
+    count = 0
+    for name in names:
+        path = f"{PRECALL_FRAMES_FOLDER}/{name}"
+        try:
+            if default_storage.get_modified_time(path) < cutoff:
+                default_storage.delete(path)
+                count += 1
+        except OSError:
+            logger.warning("could not delete pre-call frame %s", path)
+    return count

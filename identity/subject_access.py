@@ -32,6 +32,7 @@ from audit.services import audit_record
 from identity.models import (
     Connection,
     Dependant,
+    EnrolmentSource,
     FaceEnrolment,
     GroupMember,
     IdentityCheck,
@@ -89,19 +90,37 @@ def _encoding_note(enrolments: list[FaceEnrolment], last_call: datetime | None) 
     created = min(e.created_at for e in enrolments)
     used = max((e.last_used_at for e in enrolments if e.last_used_at), default=None)
     latest_use = max(value for value in (created, used, last_call) if value)
+    deleted_by = latest_use + retention
+    precall_days = settings.IDENTITY_PRECALL_ENCODING_DAYS
+
+    def each_deleted_by(enrolment: FaceEnrolment) -> datetime:
+        if enrolment.source == EnrolmentSource.PRECALL:
+            return min(deleted_by, enrolment.created_at + timedelta(days=precall_days))
+        return deleted_by
+
     return {
         "exists": True,
         "stored": "encrypted; not included in this export",
-        # Made from: the selfie, and the photo ID when its face matched the selfie.
+        # Made from: the selfie, the photo ID when its face matched the selfie, and the
+        # camera check before a call when the visitor chose it.
         "made_from": [str(e.get_source_display()) for e in enrolments],
         "created_at": _when(created),
         "last_used_at": _when(used),
-        "deleted_by": _when(latest_use + retention),
+        "deleted_by": _when(deleted_by),
         "deleted_when": (
             f"{settings.IDENTITY_ENCODING_RETENTION_DAYS} days after the last completed call "
             "(the date above unless there is another call), at once if consent to face "
-            "matching is withdrawn or the account is deleted"
+            "matching is withdrawn or the account is deleted; the one from the camera check "
+            f"before a call {precall_days} days after it was made"
         ),
+        "each": [
+            {
+                "made_from": str(e.get_source_display()),
+                "created_at": _when(e.created_at),
+                "deleted_by": _when(each_deleted_by(e)),
+            }
+            for e in enrolments
+        ],
     }
 
 

@@ -53,6 +53,35 @@ def run_dependant_face_check(self, dependant_id: int) -> str | None:  # type: ig
         return _retry(self, exc)
 
 
+@shared_task(bind=True, max_retries=MAX_RETRIES, acks_late=True)
+def run_precall_enrolment(self, profile_id: int, token: str, frame_names: list[str]) -> str | None:  # type: ignore[no-untyped-def]
+    """Frames of a pre-call camera check: the names of their (encrypted) private files,
+    never the pictures themselves through the broker. Whatever happens, the frames are
+    deleted: by the service once read, here when it fails for good."""
+    try:
+        return services.precall_enrolment_run(
+            profile_id=profile_id, token=token, frame_names=frame_names
+        )
+    except RETRYABLE as exc:
+        if self.request.retries >= self.max_retries:
+            logger.exception("pre-call enrolment of profile %s failed", profile_id)
+            services.precall_frames_discard(
+                profile_id=profile_id, token=token, frame_names=frame_names
+            )
+            return None
+        return _retry(self, exc)
+    except Exception:
+        # Nothing to retry (a picture the face code cannot handle, say): keep nothing.
+        logger.exception("pre-call enrolment of profile %s failed", profile_id)
+        services.precall_frames_discard(profile_id=profile_id, token=token, frame_names=frame_names)
+        return None
+
+
+@shared_task
+def delete_leftover_precall_frames() -> int:
+    return services.precall_frames_delete_leftover()
+
+
 @shared_task
 def delete_expired_id_images() -> int:
     return services.id_images_delete_expired()

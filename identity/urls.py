@@ -20,6 +20,8 @@ urlpatterns = [
         name="me_dependant_image",
     ),
     path("me/connect/", views.me_connect, name="me_connect"),
+    # The join page's camera check sends frames here (no profile id: always one's own).
+    path("me/precall-frames/", views.me_precall_frames, name="me_precall_frames"),
     path("me/group/", group_views.me_group, name="me_group"),
     path("me/delete/", views.me_delete, name="me_delete"),
     path("staff/", views.staff_home, name="staff_home"),

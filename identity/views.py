@@ -13,11 +13,22 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadedfile import UploadedFile
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models.fields.files import FieldFile
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBase,
+    JsonResponse,
+)
+from django.http.multipartparser import MultiPartParserError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -251,6 +262,74 @@ def me_connect(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Your request has been sent to the prison."))
             return redirect("me")
     return render(request, "identity/connection_form.html", {"form": form})
+
+
+# Refusals other pictures would not change (403, 429); the rest are bad requests (400).
+PRECALL_REFUSAL_STATUS = {
+    "NO_PROFILE": 403,
+    "NO_CONSENT": 403,
+    "NOT_ENROLLED": 403,
+    "TOO_MANY_CHECKS": 429,
+}
+
+
+def _precall_answer(error: IdentityError) -> JsonResponse:
+    return JsonResponse(
+        {"error": error.code, "message": error.message},
+        status=PRECALL_REFUSAL_STATUS.get(error.code, 400),
+    )
+
+
+def _precall_uploads(request: HttpRequest) -> list[UploadedFile]:
+    try:
+        files = request.FILES
+    except (TooManyFilesSent, TooManyFieldsSent, RequestDataTooBig, MultiPartParserError):
+        files = None
+    if files is None or any(name != "frame" for name in files):
+        raise IdentityError(
+            "BAD_REQUEST",
+            _("Send the pictures from the camera check as frames, and nothing else."),
+        )
+    return files.getlist("frame")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def me_precall_frames(request: HttpRequest) -> JsonResponse:
+    """The join page's camera check: POST up to five frames to add to the visitor's own
+    face data (checked later, by a task); GET ``?check=<token>`` says what became of
+    them. JSON either way; only ever the signed-in visitor's own profile."""
+    profile = _require_profile(request)
+    if profile is None:
+        return _precall_answer(
+            IdentityError(
+                "NO_PROFILE", _("Only a visitor's own account can send pictures from the camera.")
+            )
+        )
+    if request.method == "POST":
+        try:
+            token = services.precall_frames_submit(
+                profile=profile, uploads=_precall_uploads(request)
+            )
+        except IdentityError as error:
+            return _precall_answer(error)
+    else:
+        token = request.GET.get("check", "")
+    result = services.precall_check_result(profile=profile, token=token)
+    if result is None:
+        return JsonResponse(
+            {"error": "NO_SUCH_CHECK", "message": _("There is no such camera check.")}, status=404
+        )
+    answer = {
+        "status": result,
+        "message": str(services.PRECALL_MESSAGES[result]),
+        "check": token,
+        "poll": f"{reverse('me_precall_frames')}?{urlencode({'check': token})}",
+    }
+    pending = request.method == "POST" and result == services.PrecallResult.PENDING
+    response = JsonResponse(answer, status=202 if pending else 200)
+    response["Cache-Control"] = "no-store, private"
+    return response
 
 
 @login_required

@@ -500,6 +500,21 @@ IDENTITY_UPLOAD_MAX_PIXELS = 25_000_000
 IDENTITY_UPLOAD_MIN_SIDE = 200
 IDENTITY_ID_IMAGE_RETENTION_DAYS = 30
 IDENTITY_ENCODING_RETENTION_DAYS = 365
+# The visitor's own frames from the pre-call check on a call's join page, as a third
+# face enrolment (issue 16; identity.services.precall_frames_submit). The page sends
+# IDENTITY_PRECALL_FRAMES frames (the tick box says how many); the endpoint takes 1 to
+# IDENTITY_PRECALL_MAX_FRAMES of at most IDENTITY_PRECALL_FRAME_MAX_BYTES each (a
+# 640 px JPEG at quality 0.85 is 30-80 KB), at most IDENTITY_PRECALL_CHECKS_PER_HOUR
+# times per visitor. An enrolment is kept only when at least
+# IDENTITY_PRECALL_MIN_FRAMES frames were sent and every one shows one face within
+# the visitor's tolerance of their selfie, and is deleted after
+# IDENTITY_PRECALL_ENCODING_DAYS (a webcam and a room change; a new check replaces it).
+IDENTITY_PRECALL_FRAMES = 3
+IDENTITY_PRECALL_MIN_FRAMES = 3
+IDENTITY_PRECALL_MAX_FRAMES = 5
+IDENTITY_PRECALL_FRAME_MAX_BYTES = 300 * 1024
+IDENTITY_PRECALL_CHECKS_PER_HOUR = 4
+IDENTITY_PRECALL_ENCODING_DAYS = 90
 # Uploads of two photos at up to 10 MB each stream to temporary files past 2.5 MB.
 DATA_UPLOAD_MAX_NUMBER_FILES = 10
 
@@ -510,6 +525,11 @@ CELERY_BEAT_SCHEDULE["identity-delete-old-id-images"] = {
 CELERY_BEAT_SCHEDULE["identity-delete-stale-encodings"] = {
     "task": "identity.tasks.delete_stale_encodings",
     "schedule": 24 * 60 * 60,
+}
+# Pre-call frames whose face check never ran (a lost task): deleted after an hour.
+CELERY_BEAT_SCHEDULE["identity-delete-leftover-precall-frames"] = {
+    "task": "identity.tasks.delete_leftover_precall_frames",
+    "schedule": 60 * 60,
 }
 # --- face checks ----------------------------------------------------------------------
 # Worker processes of each relay process's face-check pool (dlib holds the GIL, so

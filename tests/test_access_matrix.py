@@ -168,6 +168,10 @@ DECISIONS: dict[str, Decision] = {
     "me_check_image": FAMILY_A_OWN,
     "me_dependant_photo": FAMILY_A_OWN,
     "me_dependant_image": FAMILY_A_OWN,
+    # The join page's camera check (JSON): always the signed-in visitor's own profile
+    # (no id in the URL); without ?check= there is no such check (404); staff have no
+    # profile (403).
+    "me_precall_frames": row(LOGIN, 404, 404, TERMINAL, 403, 403, 403, 403),
     # identity: staff
     "staff_home": row(LOGIN, 404, 404, TERMINAL, 200, 200, 200, 200),
     "identity_staff_queue": VISITS_ADMIN_AT_X,

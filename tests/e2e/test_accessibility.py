@@ -107,7 +107,14 @@ def _site() -> Site:
 
     from establishments.demo import DEMO_ESTABLISHMENT_CODE, seed_demo
     from establishments.models import Establishment
-    from identity.models import Connection, IdentityCheck, ReviewStatus
+    from identity.models import (
+        Connection,
+        EnrolmentSource,
+        FaceEnrolment,
+        IdentityCheck,
+        ReviewStatus,
+        VisitorProfile,
+    )
 
     debug, settings.DEBUG = settings.DEBUG, True
     try:
@@ -123,6 +130,12 @@ def _site() -> Site:
     }
     soon = establishment.bookings.get()
     family = users["family"].visitor_profile  # type: ignore[attr-defined]
+    # Face matching with a selfie encoding: the join page shows its optional tick box
+    # (frames of the camera check as face data, issue 16).
+    VisitorProfile.objects.filter(pk=family.pk).update(biometric_consent=True)
+    FaceEnrolment.objects.create(
+        profile=family, source=EnrolmentSource.SELFIE, encoding_encrypted=b"not-used-here"
+    )
     connection = Connection.objects.get(visitor=family)
     starts = timezone.localtime(timezone.now() + timedelta(days=9)).replace(
         hour=10, minute=0, second=0, microsecond=0
