@@ -166,3 +166,19 @@ def launch_browser(chromium_path: str) -> Iterator[Callable[..., object]]:
         for browser in browsers:
             browser.close()  # type: ignore[attr-defined]
         manager.stop()
+
+
+@pytest.fixture
+def private_media_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Private files in a temporary folder, set before the live server forks so that it
+    stores uploads (photos, camera-check frames) there too."""
+    root = tmp_path / "private"
+    root.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": root, "base_url": None},
+        },
+    }
+    return root

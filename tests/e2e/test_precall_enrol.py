@@ -19,21 +19,6 @@ pytestmark = pytest.mark.e2e
 TICK = "Use 3 pictures from this camera check to recognise me better on calls."
 
 
-@pytest.fixture
-def private_media_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
-    # Set before the live server forks so that it stores the frames here too.
-    root = tmp_path / "private"
-    root.mkdir()
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": root, "base_url": None},
-        },
-    }
-    return root
-
-
 @pytest.fixture(autouse=True)
 def _relay_in_the_web_process(settings):  # type: ignore[no-untyped-def]
     settings.RELAY_IN_PROCESS = True

@@ -11,21 +11,6 @@ from tests.e2e.conftest import FACES
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def private_media_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
-    # Set before the live server forks so that it stores the photos here too.
-    root = tmp_path / "private"
-    root.mkdir()
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": root, "base_url": None},
-        },
-    }
-    return root
-
-
 def test_selfie_from_the_webcam_is_matched_with_the_id(
     private_media_dir, live_server_url, launch_browser, fake_video, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
