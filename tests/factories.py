@@ -293,3 +293,18 @@ def socket_session(user, *, two_factor: bool = True):  # type: ignore[no-untyped
     if two_factor:  # explicitly: benches use this without tests/conftest.py
         mark_two_factor_passed(client, user)
     return client.session
+
+
+def use_private_storage(settings, tmp_path):  # type: ignore[no-untyped-def]
+    """Point the default (private) file storage at a fresh ``tmp_path/private`` and
+    return it, so a test can see what was written (set before a live server forks)."""
+    root = tmp_path / "private"
+    root.mkdir()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": root, "base_url": None},
+        },
+    }
+    return root

@@ -19,6 +19,8 @@ from channels.testing.live import make_application
 from daphne.testing import DaphneProcess
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 
+from tests.factories import use_private_storage
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FACES = Path(__file__).resolve().parent.parent / "fixtures" / "faces"
 
@@ -172,13 +174,4 @@ def launch_browser(chromium_path: str) -> Iterator[Callable[..., object]]:
 def private_media_dir(settings, tmp_path):  # type: ignore[no-untyped-def]
     """Private files in a temporary folder, set before the live server forks so that it
     stores uploads (photos, camera-check frames) there too."""
-    root = tmp_path / "private"
-    root.mkdir()
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": root, "base_url": None},
-        },
-    }
-    return root
+    return use_private_storage(settings, tmp_path)

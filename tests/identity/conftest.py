@@ -11,22 +11,15 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from tests.factories import use_private_storage
+
 FACES = Path(__file__).resolve().parent.parent / "fixtures" / "faces"
 
 
 @pytest.fixture(autouse=True)
 def private_media(settings, tmp_path):  # type: ignore[no-untyped-def]
     """Every test stores photos in its own directory, so it can see what was written."""
-    root = tmp_path / "private"
-    root.mkdir()
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": root, "base_url": None},
-        },
-    }
-    return root
+    return use_private_storage(settings, tmp_path)
 
 
 def stored_files(root: Path) -> list[Path]:
