@@ -29,6 +29,20 @@ Figures printed (and returned by :func:`main` as a dict, for the tests):
 - CPU ms per check by faces in frame and faces encoded, and % of a core per stream;
 - a machine reference (cores, load, a fixed numpy workload).
 
+Enrolment (``--enrol``): what each call compares faces with.
+
+- ``visitor`` (the default): what the service keeps for a visitor who consented to face
+  matching (identity.services): the selfie's face, and the photo ID's face when it
+  matched the selfie. The selfie is the family's enrolled photo; the ID photo is
+  another photo of the same person in the set (neither is the photo the call shows).
+  Only Barack Obama has three photos; the others have one, so their calls show the
+  very photo they enrolled with (the easy case: the hard one is another photo).
+- ``photo``: the selfie alone (the ID photo did not match, so it was not kept: the
+  figures before session 8 were made this way).
+- ``precall``: ``visitor`` and the lead visitor's pre-call frames (the tick box on the
+  join page): 3 frames of the call's own room and light, kept by the service's own
+  rule (identity.faces.precall_encoding) or not.
+
 ``--broken`` runs a deliberately broken checker (tolerance 1.4: every face approved)
 to show that the harness catches it (recall 0 %).
 """
@@ -498,6 +512,8 @@ class Outcome:
     # (approved?, face width in frame px, status or "missed", distance or None)
     sightings: list[tuple[bool, float, str, float | None]] = field(default_factory=list)
     seconds: float = 0.0
+    enrolments: int = 0  # approved encodings the call had
+    precall: str = ""  # the lead visitor's pre-call frames: "kept", "not kept: why" or ""
 
 
 @cache
@@ -506,6 +522,92 @@ def enrolment(name: str) -> np.ndarray:
 
     image, box = _source(name)
     return face_recognition.face_encodings(np.asarray(image), known_face_locations=[box])[0]
+
+
+# --- enrolment, as the service keeps it ---------------------------------------------------
+
+# The photos of each person in the set: a visitor's ID photo is another photo of them
+# than their selfie (and than the one the call shows), where the set has one.
+PEOPLE = (
+    ("obama.jpg", "obama2.jpg", "obama3.jpg"),
+    ("biden.jpg",),
+    ("hopper.jpg",),
+    ("collins.jpg",),
+)
+ENROL_MODES = {
+    "photo": "one photo per person",
+    "visitor": "selfie + photo ID, as the service keeps them",
+    "precall": "selfie + photo ID + the lead visitor's pre-call frames",
+}
+
+
+def id_photo(selfie: str, shown: str) -> str | None:
+    others = next((p for p in PEOPLE if selfie in p), (selfie,))
+    return next((p for p in others if p not in (selfie, shown)), None)
+
+
+@cache
+def visitor_enrolment(selfie: str, shown: str) -> tuple[np.ndarray, ...]:
+    """What the identity check keeps for a consenting visitor (identity.services): the
+    selfie's face, and the photo ID's face when it matched the selfie."""
+    from establishments import defaults
+    from identity import faces
+
+    other = id_photo(selfie, shown)
+    if other is None:
+        return (faces.find_one_face(io.BytesIO((FACES / selfie).read_bytes())).encoding,)
+    outcome = faces.match_id_and_selfie(
+        io.BytesIO((FACES / other).read_bytes()),
+        io.BytesIO((FACES / selfie).read_bytes()),
+        tolerance=defaults.FACE_MATCH_TOLERANCE,
+    )
+    kept = [outcome.selfie_encoding]
+    if outcome.result == "match" and outcome.id_encoding is not None:
+        kept.append(outcome.id_encoding)
+    return tuple(kept)
+
+
+def precall_frames(scenario: Scenario, name: str) -> list[bytes]:
+    """The lead visitor's camera check just before the call: the same room and light as
+    the call's first seconds, sitting in the middle, as precall.js sends them (3 JPEG
+    frames at quality 0.85)."""
+    background = scenario.seed % 7 + 7 * (scenario.seed // 1000)
+    condition = scenario.condition_at(0.0)
+    actor = Actor(name, True, lambda t: None)
+    frames = []
+    for i, dx in enumerate((-10, 0, 10)):
+        pose = (W / 2 + dx, 240.0 + dx / 2, 150, 0, 0.0)
+        array, _placed = _draw(background, ((actor, pose),), condition, i)
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "JPEG", quality=85)
+        frames.append(buffer.getvalue())
+    return frames
+
+
+def approved_encodings(scenario: Scenario, mode: str) -> tuple[list[np.ndarray], str]:
+    """(the call's approved encodings, what happened to the pre-call frames or "")."""
+    if mode == "photo":
+        return [enrolment(n) for n in scenario.enrolled], ""
+    from django.conf import settings
+
+    from establishments import defaults
+    from identity import faces
+
+    shown = [a.name for a in scenario.actors if a.approved]
+    pairs = list(zip(scenario.enrolled, shown, strict=False))
+    kept = [e for selfie, seen in pairs for e in visitor_enrolment(selfie, seen)]
+    if mode != "precall" or not pairs:
+        return kept, ""
+    selfie, lead = pairs[0]
+    mean, why = faces.precall_encoding(
+        (io.BytesIO(f) for f in precall_frames(scenario, lead)),
+        visitor_enrolment(selfie, lead)[0],
+        tolerance=defaults.FACE_MATCH_TOLERANCE,
+        min_frames=settings.IDENTITY_PRECALL_MIN_FRAMES,
+    )
+    if mean is None:
+        return kept, f"not kept: {why}"
+    return [*kept, mean], "kept"
 
 
 def _iou(a: tuple, b: tuple) -> float:
@@ -526,7 +628,12 @@ def _next_gap(checker: FaceChecker) -> float:
 
 
 async def run_scenario(
-    pool: FaceCheckPool, scenario: Scenario, *, broken: bool, options: dict[str, Any]
+    pool: FaceCheckPool,
+    scenario: Scenario,
+    *,
+    broken: bool,
+    options: dict[str, Any],
+    enrol: str = "visitor",
 ) -> Outcome:
     outcome = Outcome(scenario)
     clock = SimClock(wall=options.pop("wall", False))
@@ -544,9 +651,11 @@ async def run_scenario(
         if stranger_in_frame():
             outcome.wrong_resumes += 1
 
+    approved, outcome.precall = approved_encodings(scenario, enrol)
+    outcome.enrolments = len(approved)
     checker = FaceChecker(
         pool=pool,
-        approved_encodings=[enrolment(n) for n in scenario.enrolled],
+        approved_encodings=approved,
         on_pause=on_pause,
         on_resume=on_resume,
         clock=clock,
@@ -603,6 +712,7 @@ async def run_all(
     broken: bool,
     options: dict[str, Any],
     wall: bool = False,
+    enrol: str = "visitor",
 ) -> list[Outcome]:
     pool = FaceCheckPool(workers=workers)
     await pool.warm()
@@ -613,7 +723,7 @@ async def run_all(
         nonlocal done
         async with gate:
             outcome = await run_scenario(
-                pool, scenario, broken=broken, options={**options, "wall": wall}
+                pool, scenario, broken=broken, options={**options, "wall": wall}, enrol=enrol
             )
         done += 1
         if done % 25 == 0:
@@ -737,7 +847,15 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
     fair_timings = [t for o in fairs for t in o.timings if not t.error]
     fair_cpu = sum((getattr(t, "cpu_ms", 0.0) or t.worker_ms) for t in fair_timings)
 
+    precall: dict[str, int] = defaultdict(int)
+    for o in fairs:
+        if o.precall:
+            precall[o.precall] += 1
     return {
+        "enrolments_mean": sum(o.enrolments for o in outcomes) / len(outcomes)
+        if outcomes
+        else 0.0,
+        "precall": dict(precall),
         "strangers": len(strangers),
         "recall_1_5s": (sum(caught_within(o, 1.5) for o in long_ones), len(long_ones)),
         "recall_overall": (sum(caught(o) for o in strangers), len(strangers)),
@@ -802,11 +920,19 @@ def report(summary: dict[str, Any], machine: dict[str, Any], wall: float, args: 
     s = summary
     flags = (" --quick" if args.quick else "") + (f" --seed {args.seed}" if args.seed else "")
     flags += " --no-partial" if args.no_partial else ""
+    flags += f" --enrol {args.enrol}" if args.enrol != "visitor" else ""
     print(f"Face-check evaluation (bench/face_eval.py{flags})")
     print(
         "evaluation set: "
         + ("seed 0, the set the defaults were tuned on" if not args.seed else "held out")
+        + f"; enrolment: {ENROL_MODES[args.enrol]}"
+        + f" ({s['enrolments_mean']:.1f} approved encodings per call on average)"
     )
+    if s["precall"]:
+        print(
+            "pre-call frames of the approved-only videos: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(s["precall"].items()))
+        )
     print(
         f"machine: {machine['cores']} cores ({machine['cpu']}), load {machine['load']},"
         f" reference workload {machine['reference_ms']} ms CPU, Python {machine['python']};"
@@ -903,6 +1029,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="no search for faces half out of the picture (compare)",
     )
     parser.add_argument(
+        "--enrol",
+        choices=tuple(ENROL_MODES),
+        default="visitor",
+        help="the approved encodings each call has: "
+        + "; ".join(f"{k}: {v}" for k, v in ENROL_MODES.items()),
+    )
+    parser.add_argument(
         "--wall", action="store_true", help="charge checks their wall time, not CPU time"
     )
     args = parser.parse_args(argv)
@@ -923,11 +1056,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         options["mirror_edges"] = False
     outcomes = asyncio.run(
         run_all(
-            scenarios, workers=args.workers, broken=args.broken, options=options, wall=args.wall
+            scenarios,
+            workers=args.workers,
+            broken=args.broken,
+            options=options,
+            wall=args.wall,
+            enrol=args.enrol,
         )
     )
     wall = time.perf_counter() - started
     summary = summarise(outcomes)
+    summary["enrol"] = args.enrol
     summary["machine"] = machine
     summary["wall_seconds"] = wall
     with contextlib.suppress(BrokenPipeError):

@@ -8,6 +8,7 @@ not pay for loading its models.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -152,3 +153,30 @@ def match_id_and_selfie(
         timings=timings,
         id_encoding=id_face.encoding,
     )
+
+
+def precall_encoding(
+    frames: Iterable[IO[bytes]],
+    selfie_encoding: np.ndarray,
+    *,
+    tolerance: float,
+    min_frames: int,
+) -> tuple[np.ndarray | None, str]:
+    """The mean encoding of a visitor's pre-call frames, or (None, why not).
+
+    Kept only if every frame shows exactly one face within ``tolerance`` of the
+    visitor's selfie (so a stranger at the camera check cannot enrol), and at least
+    ``min_frames`` frames did. Every frame is then within the tolerance of the selfie,
+    so their mean is too.
+    """
+    encodings = []
+    for source in frames:
+        found = find_one_face(source)
+        if found.status != FaceStatus.ONE or found.encoding is None:
+            return None, found.status
+        if face_distance(selfie_encoding, found.encoding) > tolerance:
+            return None, "a face that is not the selfie's"
+        encodings.append(found.encoding)
+    if len(encodings) < min_frames:
+        return None, "too few frames"
+    return np.mean(np.stack(encodings), axis=0), ""

@@ -14,7 +14,6 @@ import logging
 import uuid
 from datetime import date, datetime, timedelta
 
-import numpy as np
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
@@ -1345,19 +1344,14 @@ def precall_enrolment_run(*, profile_id: int, token: str, frame_names: list[str]
     if selfie is None:
         return not_kept("no selfie encoding")
     selfie_encoding = decrypt_encoding(bytes(selfie.encoding_encrypted))
-    tolerance = face_tolerance_for(profile)
-    encodings = []
-    for data in frames:
-        found = faces.find_one_face(io.BytesIO(data))
-        if found.status != faces.FaceStatus.ONE or found.encoding is None:
-            return not_kept(found.status)
-        if faces.face_distance(selfie_encoding, found.encoding) > tolerance:
-            return not_kept("a face that is not the selfie's")
-        encodings.append(found.encoding)
-    if len(encodings) < settings.IDENTITY_PRECALL_MIN_FRAMES:
-        return not_kept("too few frames")
-    # Every frame is within the tolerance of the selfie, so their mean is too.
-    mean = np.mean(np.stack(encodings), axis=0)
+    mean, why = faces.precall_encoding(
+        (io.BytesIO(data) for data in frames),
+        selfie_encoding,
+        tolerance=face_tolerance_for(profile),
+        min_frames=settings.IDENTITY_PRECALL_MIN_FRAMES,
+    )
+    if mean is None:
+        return not_kept(why)
     with transaction.atomic():
         locked = VisitorProfile.objects.select_for_update().filter(pk=profile_id).first()
         if locked is None or _precall_refusal(locked) is not None:
