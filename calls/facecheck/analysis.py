@@ -167,6 +167,9 @@ class CheckJob:
     mirror_share: float = 0.18
     mirror_detect_width: int = 640
     mirror_margin: float = 0.05
+    # Edge scans put off by the last check, which encoded a new face (see
+    # :func:`analyse`): (side, top row, bottom row), scanned in this one.
+    mirror_pending: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,8 @@ class CheckResult:
     # Edge strips scanned for mirrored faces, and faces found there.
     mirror_sides: int = 0
     mirrored: int = 0
+    # Edge scans put off to the next check (this one encoded a new face).
+    mirror_pending: tuple[tuple[str, int, int], ...] = ()
     # Why this check ran a full detection ("" when it did not): see FULL_BECAUSE.
     full_because: str = ""
 
@@ -584,6 +589,26 @@ def mirror_sides(
     return sides
 
 
+def merge_sides(
+    sides: list[tuple[str, int, int]], more: tuple[tuple[str, int, int], ...]
+) -> list[tuple[str, int, int]]:
+    """``sides`` and ``more`` as one scan per side, covering the rows of both."""
+    if not more:
+        return sides
+    rows: dict[str, tuple[int, int]] = {}
+    for side, top, bottom in (*sides, *more):
+        was = rows.get(side)
+        rows[side] = (top, bottom) if was is None else (min(was[0], top), max(was[1], bottom))
+    return [(side, *rows[side]) for side in ("left", "right") if side in rows]
+
+
+def _new_face(candidates: tuple[Track, ...], detections: list[Detection], threshold: float) -> bool:
+    """A detection good enough to encode that continues none of the tracks: a new face,
+    encoded in this check."""
+    matched = associate(candidates, [d[0] for d in detections], threshold)
+    return any(good and index not in matched for index, (_b, good, _w, _s) in enumerate(detections))
+
+
 # Rows scanned above and below a change at the picture's edge (transport pixels): the
 # rest of a face whose mouth or eyes moved.
 MIRROR_PAD = 96
@@ -700,7 +725,11 @@ def analyse(job: CheckJob) -> CheckResult:
     thumb = thumbnail(image)
     visible = [t for t in job.tracks if t.missed == 0]
     quiet = job.since_full + 1 < job.full_every and all(_quiet(t) for t in job.tracks)
-    if quiet and unchanged(job.previous_thumb, thumb, job.unchanged_max):
+    if (
+        quiet
+        and not job.mirror_pending
+        and unchanged(job.previous_thumb, thumb, job.unchanged_max)
+    ):
         done = time.perf_counter()
         return CheckResult(
             tracks=tuple(job.tracks),
@@ -769,7 +798,16 @@ def analyse(job: CheckJob) -> CheckResult:
     candidates = tuple(t for t in job.tracks if t.id not in standing_ids)
     # Faces about half out of the picture (HOG does not see a half face): found on the
     # edge strips joined to their mirror image, where something changed there.
-    sides = mirror_sides(job, thumb, (width, height), regions if partial else None)
+    sides = merge_sides(
+        mirror_sides(job, thumb, (width, height), regions if partial else None),
+        job.mirror_pending,
+    )
+    pending: tuple[tuple[str, int, int], ...] = ()
+    if sides and not job.mirror_pending and _new_face(candidates, detections, job.iou_threshold):
+        # This check encodes a new face: the edge scan waits for the next check (once,
+        # 0.25-0.5 s later), so that no check pays for both. A face half out of the
+        # picture counts only when it lingers (seconds), so nothing is lost by it.
+        pending, sides = tuple(sides), []
     mirror_faces = _detect_mirrored(image, sides, job, detections) if sides else []
     mirror_faces = [m for m in mirror_faces if not any(iou(m.box, t.box) > 0.2 for t in standing)]
     mirror_at = len(detections)
@@ -934,6 +972,7 @@ def analyse(job: CheckJob) -> CheckResult:
         verified=verified,
         mirror_sides=len(sides),
         mirrored=len(mirror_faces),
+        mirror_pending=pending,
         full_because=full_because,
     )
 

@@ -94,6 +94,8 @@ class _SideState:
     # The last full detection's thumbnail and the checks skipped since (unchanged picture).
     thumb: np.ndarray | None = None
     since_full: int = 0
+    # Edge scans the last check put off to this one.
+    mirror_pending: tuple[tuple[str, int, int], ...] = ()
 
 
 class FaceChecker:
@@ -342,6 +344,7 @@ class FaceChecker:
             since_full=state.since_full,
             partial=self.partial_detection,
             mirror_edges=self.mirror_edges,
+            mirror_pending=state.mirror_pending,
         )
         try:
             result = await self.pool.run(analyse, job, timeout=self.check_timeout)
@@ -365,6 +368,7 @@ class FaceChecker:
         state.tracks = result.tracks
         state.next_track_id = result.next_track_id
         state.thumb, state.since_full = result.thumb, result.since_full
+        state.mirror_pending = result.mirror_pending
         state.last_image = image
         transition = state.decision.observe(self.clock(), result)
         self._record(side, started, t0, result, "", convert_ms)

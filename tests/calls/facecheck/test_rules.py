@@ -18,6 +18,7 @@ from calls.facecheck.analysis import (
     UNAPPROVED,
     CheckJob,
     analyse,
+    merge_sides,
     mirror_sides,
     thumbnail,
 )
@@ -124,8 +125,13 @@ async def test_a_stranger_half_out_of_frame_pauses_after_three_seconds(
     checker = make_checker(face_pool, events, clock)
     hidden = video_frame(canvas(("obama2.jpg", 130, (320, 250)), (stranger, 130, (x, 230))))
     first = await check(checker, clock, hidden)
-    assert first is not None and first.mirrored == 1
-    edge = [t for t in first.tracks if t.mirrored]
+    # The first check encodes the approved face: its edge scans wait for the next one.
+    assert first is not None and first.mirror_sides == 0
+    assert [side for side, _top, _bottom in first.mirror_pending] == ["left", "right"]
+    second = await check(checker, clock, hidden)
+    assert second is not None and second.mirror_sides == 2 and second.mirrored == 1
+    assert second.mirror_pending == ()
+    edge = [t for t in second.tracks if t.mirrored]
     assert len(edge) == 1 and edge[0].reason == EDGE and edge[0].distance > 0.65
     assert (edge[0].box[3] == 0) if x == 0 else (edge[0].box[1] == 640)
     await assert_lingers_into_a_pause(checker, clock, events, hidden)
@@ -170,8 +176,23 @@ async def test_an_approved_face_sliding_quickly_out_of_frame_keeps_its_approval(
 def test_unchanged_edges_are_not_scanned_again() -> None:
     image = canvas(("obama2.jpg", 130, (320, 240)))
     approved = np.stack([encoding_of("obama.jpg")])
-    first = analyse(CheckJob(image=image, tracks=(), approved=approved))
-    assert first.mirror_sides == 2  # nothing to compare with yet
+    start = analyse(CheckJob(image=image, tracks=(), approved=approved))
+    # Nothing to compare with yet: both edges, whole height, put off because this
+    # check encodes a new face, and scanned in the next one (not skipped, though the
+    # picture did not change).
+    assert start.mirror_sides == 0
+    assert start.mirror_pending == (("left", 0, 480), ("right", 0, 480))
+    first = analyse(
+        CheckJob(
+            image=image,
+            tracks=start.tracks,
+            approved=approved,
+            previous_thumb=start.thumb,
+            mirror_pending=start.mirror_pending,
+        )
+    )
+    assert not first.skipped and first.mirror_sides == 2 and first.mirror_pending == ()
+    assert first.encoded == ()
     # The periodic full detection of an unchanged picture: the edges are left alone.
     again = analyse(
         CheckJob(
@@ -196,6 +217,31 @@ def test_unchanged_edges_are_not_scanned_again() -> None:
     banded[:40, :] = 255
     sides = mirror_sides(job, thumbnail(banded), (640, 480), None)
     assert sides == [("left", 0, 40 + MIRROR_PAD), ("right", 0, 40 + MIRROR_PAD)]
+
+
+def test_an_edge_scan_waits_for_one_check_only() -> None:
+    """A check that encodes a new face puts its edge scans off to the next check; that
+    one scans them even if it encodes a new face too (never put off twice)."""
+    approved = np.stack([encoding_of("obama.jpg")])
+    image = canvas(("obama2.jpg", 130, (320, 240)))
+    pending = (("right", 100, 300),)
+    second = analyse(CheckJob(image=image, tracks=(), approved=approved, mirror_pending=pending))
+    assert second.encoded and second.mirror_sides == 2 and second.mirror_pending == ()
+    # A check that encodes no new face scans at once.
+    third = analyse(
+        CheckJob(
+            image=canvas(("obama2.jpg", 130, (320, 240)), ("biden.jpg", 130, (640, 230))),
+            tracks=second.tracks,
+            approved=approved,
+            previous_thumb=second.thumb,
+        )
+    )
+    assert third.encoded == (third.tracks[-1].id,) and third.mirrored == 1
+    assert third.mirror_pending == ()
+    assert merge_sides([("left", 0, 100)], (("left", 50, 200), ("right", 10, 20))) == [
+        ("left", 0, 200),
+        ("right", 10, 20),
+    ]
 
 
 def test_a_turned_face_is_compared_with_the_nearest_of_several_enrolments() -> None:
