@@ -731,11 +731,8 @@ def analyse(job: CheckJob) -> CheckResult:
     thumb = thumbnail(image)
     visible = [t for t in job.tracks if t.missed == 0]
     quiet = job.since_full + 1 < job.full_every and all(_quiet(t) for t in job.tracks)
-    if (
-        quiet
-        and not job.mirror_pending
-        and unchanged(job.previous_thumb, thumb, job.unchanged_max)
-    ):
+    still = quiet and unchanged(job.previous_thumb, thumb, job.unchanged_max)
+    if still and not job.mirror_pending:
         done = time.perf_counter()
         return CheckResult(
             tracks=tuple(job.tracks),
@@ -752,7 +749,11 @@ def analyse(job: CheckJob) -> CheckResult:
         )
     detections: list[Detection] | None = None
     regions: list[Box] = []
-    if (
+    if still:
+        # Unchanged, but with edge scans put off by the last check: those scans only
+        # (a partial detection of nothing; the tracks stand).
+        detections = []
+    elif (
         quiet
         and job.partial
         and job.previous_thumb is not None

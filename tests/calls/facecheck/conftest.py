@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from calls.facecheck import FaceCheckPool
+from calls.facecheck.analysis import CheckJob, CheckResult, analyse
 
 FACES = Path(__file__).resolve().parents[2] / "fixtures" / "faces"
 
@@ -95,6 +96,25 @@ def face_frame(
     name: str, centre: tuple[int, int] = (320, 240), width: int = FACE_WIDTH
 ) -> av.VideoFrame:
     return video_frame(canvas((name, width, centre)))
+
+
+def next_check(
+    image: np.ndarray, previous: CheckResult | None, approved: np.ndarray, **options: object
+) -> CheckResult:
+    """``analyse`` the next check of a stream, carrying over from ``previous`` what the
+    checker carries (tracks, thumbnail, checks since the last full detection, edge
+    scans put off); the first check with ``previous=None``."""
+    carried: dict[str, object] = {}
+    if previous is not None:
+        carried = {
+            "tracks": previous.tracks,
+            "next_track_id": previous.next_track_id,
+            "previous_thumb": previous.thumb,
+            "since_full": previous.since_full,
+            "mirror_pending": previous.mirror_pending,
+        }
+    job = CheckJob(**{"image": image, "tracks": (), "approved": approved, **carried, **options})  # type: ignore[arg-type]
+    return analyse(job)
 
 
 def three_faces() -> np.ndarray:

@@ -23,7 +23,13 @@ from calls.facecheck.analysis import (
     thumbnail,
 )
 from calls.facecheck.checker import frame_to_rgb
-from tests.calls.facecheck.conftest import canvas, encoding_of, face_frame, video_frame
+from tests.calls.facecheck.conftest import (
+    canvas,
+    encoding_of,
+    face_frame,
+    next_check,
+    video_frame,
+)
 from tests.calls.facecheck.test_checker import STEP, check, make_checker
 
 OBAMA = face_frame("obama2.jpg", centre=(200, 250))
@@ -182,15 +188,7 @@ def test_unchanged_edges_are_not_scanned_again() -> None:
     # picture did not change).
     assert start.mirror_sides == 0
     assert start.mirror_pending == (("left", 0, 480), ("right", 0, 480))
-    first = analyse(
-        CheckJob(
-            image=image,
-            tracks=start.tracks,
-            approved=approved,
-            previous_thumb=start.thumb,
-            mirror_pending=start.mirror_pending,
-        )
-    )
+    first = next_check(image, start, approved)
     assert not first.skipped and first.mirror_sides == 2 and first.mirror_pending == ()
     assert first.encoded == ()
     # The periodic full detection of an unchanged picture: the edges are left alone.
@@ -379,17 +377,7 @@ def _lean_out(keep_missed_edge: int) -> list[tuple[tuple[int, str, str], ...]]:
     seen = []
     for step in range(14):
         image, _present = face_eval.render(scenario, 464.0 + step / 2)
-        job = CheckJob(
-            image=image,
-            tracks=result.tracks if result else (),
-            approved=approved,
-            previous_thumb=result.thumb if result else None,
-            since_full=result.since_full if result else 0,
-            mirror_pending=result.mirror_pending if result else (),
-            next_track_id=result.next_track_id if result else 1,
-            keep_missed_edge=keep_missed_edge,
-        )
-        result = analyse(job)
+        result = next_check(image, result, approved, keep_missed_edge=keep_missed_edge)
         seen.append(tuple((t.id, t.status, t.reason) for t in result.tracks))
     return seen
 
