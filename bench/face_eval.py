@@ -208,11 +208,14 @@ def whole_in_frame(box: tuple[float, ...]) -> bool:
 
 def render(scenario: Scenario, t: float) -> tuple[np.ndarray, list[tuple[Actor, tuple, bool]]]:
     """The frame at ``t`` and [(actor, face box in frame pixels, whole face in frame)]."""
-    # Seven backgrounds per evaluation set (--seed picks another seven).
-    background = scenario.seed % 7 + 7 * (scenario.seed // 1000)
     poses = tuple((actor, actor.pose(t)) for actor in scenario.actors)
     key = tuple((id(actor), pose) for actor, pose in poses if pose is not None)
-    return _render(background, key, poses, scenario.condition_at(t), int(t * FPS) % 4)
+    return _render(_background_of(scenario), key, poses, scenario.condition_at(t), int(t * FPS) % 4)
+
+
+def _background_of(scenario: Scenario) -> int:
+    """Seven backgrounds per evaluation set (--seed picks another seven)."""
+    return scenario.seed % 7 + 7 * (scenario.seed // 1000)
 
 
 # Someone sitting still gives the same frame again and again (but for the noise, which
@@ -555,12 +558,17 @@ def visitor_enrolment(selfie: str, shown: str) -> tuple[np.ndarray, ...]:
 
     other = id_photo(selfie, shown)
     if other is None:
-        return (faces.find_one_face(io.BytesIO((FACES / selfie).read_bytes())).encoding,)
+        found = faces.find_one_face(io.BytesIO((FACES / selfie).read_bytes())).encoding
+        if found is None:
+            raise SystemExit(f"{selfie}: the identity check finds no single face in it")
+        return (found,)
     outcome = faces.match_id_and_selfie(
         io.BytesIO((FACES / other).read_bytes()),
         io.BytesIO((FACES / selfie).read_bytes()),
         tolerance=defaults.FACE_MATCH_TOLERANCE,
     )
+    if outcome.selfie_encoding is None:
+        raise SystemExit(f"{selfie}: the identity check finds no single face in it")
     kept = [outcome.selfie_encoding]
     if outcome.result == "match" and outcome.id_encoding is not None:
         kept.append(outcome.id_encoding)
@@ -571,7 +579,7 @@ def precall_frames(scenario: Scenario, name: str) -> list[bytes]:
     """The lead visitor's camera check just before the call: the same room and light as
     the call's first seconds, sitting in the middle, as precall.js sends them (3 JPEG
     frames at quality 0.85)."""
-    background = scenario.seed % 7 + 7 * (scenario.seed // 1000)
+    background = _background_of(scenario)
     condition = scenario.condition_at(0.0)
     actor = Actor(name, True, lambda t: None)
     frames = []
