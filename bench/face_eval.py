@@ -724,7 +724,10 @@ async def run_all(
 ) -> list[Outcome]:
     pool = FaceCheckPool(workers=workers)
     await pool.warm()
-    gate = asyncio.Semaphore(workers)
+    # One video more than there are workers: while this process renders a video's next
+    # frame, the workers have another video's check to run (checks are charged their
+    # worker CPU time, so waiting in the queue changes no figure; with ``wall`` it would).
+    gate = asyncio.Semaphore(workers if wall else workers + 1)
     done = 0
 
     async def one(scenario: Scenario) -> Outcome:
@@ -860,9 +863,7 @@ def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
         if o.precall:
             precall[o.precall] += 1
     return {
-        "enrolments_mean": sum(o.enrolments for o in outcomes) / len(outcomes)
-        if outcomes
-        else 0.0,
+        "enrolments_mean": sum(o.enrolments for o in outcomes) / len(outcomes) if outcomes else 0.0,
         "precall": dict(precall),
         "strangers": len(strangers),
         "recall_1_5s": (sum(caught_within(o, 1.5) for o in long_ones), len(long_ones)),

@@ -703,19 +703,21 @@ def _continue_at_the_edge(
     candidates: tuple[Track, ...],
     detections: list[Detection],
     size: tuple[int, int],
-) -> set[int]:
+) -> None:
     """Someone approved who slides out of the picture moves faster than IoU follows:
     their last whole box and the half face the mirror finds at the edge a check or two
     later barely overlap. A face cut by an edge (``edge``) that no track continues is
     taken as the continuation of an approved track not seen in this check, when that
     track was last near the same edge (see :func:`near_edge`) at the same height.
     Only cut faces are continued this way: once the face is whole again its chip is
-    compared as usual, so a stranger who replaces them there is encoded at once; a
-    half face the mirror found is checked once on its mirror image (see
-    :func:`analyse`). Returns the indexes of the detections continued so."""
+    compared as usual, so a stranger who replaces them there is encoded at once. What
+    is not caught: a stranger who takes their place at that edge within those checks
+    and stays cut by it. Checking the half face on its mirror image instead was tried
+    and dropped: people's own mirrored half faces, handed on so, measured 0.55-0.75
+    from their enrolment (bright light, 65 % out), strangers' 0.63 and further, so it
+    paused calls on approved people (held-out video fair-3045)."""
     width, _height = size
     taken = {t.id for t in matched.values()}
-    continued: set[int] = set()
     for index, (box, _good, why, _score) in enumerate(detections):
         if index in matched or why != EDGE:
             continue
@@ -735,8 +737,6 @@ def _continue_at_the_edge(
         if best is not None:
             matched[index] = best
             taken.add(best.id)
-            continued.add(index)
-    return continued
 
 
 def analyse(job: CheckJob) -> CheckResult:
@@ -838,11 +838,10 @@ def analyse(job: CheckJob) -> CheckResult:
     mirror_faces = [m for m in mirror_faces if not any(iou(m.box, t.box) > 0.2 for t in standing)]
     mirror_at = len(detections)
     detections = detections + [(m.box, False, EDGE, m.score) for m in mirror_faces]
-    # (index into current, the face, an approved track it continues at the edge)
-    to_mirror: list[tuple[int, MirrorFace, bool]] = []
+    to_mirror: list[tuple[int, MirrorFace]] = []  # (index into current, the face)
     boxes = [d[0] for d in detections]
     matched = associate(candidates, boxes, job.iou_threshold)
-    leaps = _continue_at_the_edge(matched, candidates, detections, (width, height))
+    _continue_at_the_edge(matched, candidates, detections, (width, height))
     next_id = job.next_track_id
     current: list[Track] = []
     to_encode: list[int] = []  # indexes into current
@@ -886,28 +885,16 @@ def analyse(job: CheckJob) -> CheckResult:
             # A weak or cut-off new face says nothing either way: unknown, with why.
             track = replace(track, status=UNKNOWN, chip=None, reason=why or track.reason)
         if index >= mirror_at and track.status == APPROVED:
-            if (
-                index in leaps
-                and previous is not None
-                and previous.missed >= job.keep_missed
-                and not track.mirrored
-            ):
-                # Continued from an approved face out of sight for longer than an
-                # ordinary track is kept (a second or more: someone else may have
-                # taken the place): its mirror image is checked, once. Seen in the
-                # last check, it is the same face moving on (measured: blurred, such
-                # half faces mirror to 0.69 from their own enrolment).
-                to_mirror.append((len(current), mirror_faces[index - mirror_at], True))
             # An approved face that only the mirror sees now: its edge is scanned at
             # every full detection while it stays there (see mirror_sides).
             track = replace(track, mirrored=True)
-        elif (
+        if (
             index >= mirror_at
             and track.status == UNKNOWN
             and track.reason == EDGE
             and not track.mirrored
         ):
-            to_mirror.append((len(current), mirror_faces[index - mirror_at], False))
+            to_mirror.append((len(current), mirror_faces[index - mirror_at]))
         current.append(track)
 
     encodings: dict[int, np.ndarray] = {}
@@ -950,13 +937,10 @@ def analyse(job: CheckJob) -> CheckResult:
                 approved_before=track.approved_before or status == APPROVED,
             )
             encodings[track.id] = vector
-    for i, face, continues in to_mirror:
+    for i, face in to_mirror:
         # Once per track: the mirror-completed face, encoded. Near an approved encoding
         # (with a margin: half a face mirrored is not the face) → approved; otherwise it
         # stays unknown at the edge and counts if it lingers, unless it is not a face.
-        # Continuing an approved face, it is held to what a drifting approved face is
-        # (within the tolerance + the unknown band: measured, people's own mirrored
-        # half faces reach 0.61, others' 0.63 and further).
         track = current[i]
         vector = face_recognition.face_encodings(
             face.strip, known_face_locations=[face.strip_box], num_jitters=1
@@ -968,8 +952,7 @@ def analyse(job: CheckJob) -> CheckResult:
             else float("inf")
         )
         status, reason = UNKNOWN, EDGE
-        limit = job.tolerance + job.unknown_band if continues else job.tolerance - job.mirror_margin
-        if distance <= limit:
+        if distance <= job.tolerance - job.mirror_margin:
             status, reason = APPROVED, ""
         else:
             verified += 1
@@ -1005,7 +988,7 @@ def analyse(job: CheckJob) -> CheckResult:
         next_track_id=next_id,
         detected=detected_ids,
         encoded=tuple(current[i].id for i in to_encode)
-        + tuple(current[i].id for i, _f, _c in to_mirror),
+        + tuple(current[i].id for i, _ in to_mirror),
         encodings=encodings,
         image_size=(width, height),
         detect_ms=(detected_at - started) * 1000,
