@@ -27,7 +27,7 @@ Figures printed (and returned by :func:`main` as a dict, for the tests):
 - approved faces: status of each check (approved / unknown / not detected /
   unapproved) by face size, and the distance to the nearest enrolment (max, p99);
 - CPU ms per check by faces in frame and faces encoded, and % of a core per stream;
-- a machine reference (cores, load, a fixed numpy workload).
+- a machine reference (cores, load, a fixed numpy workload, dlib HOG and one encoding).
 
 Enrolment (``--enrol``): what each call compares faces with.
 
@@ -769,13 +769,43 @@ def machine_reference() -> dict[str, Any]:
         a = np.tanh(a @ a.T / 300)
     cpu_ms = (time.process_time() - started) * 1000
     load = os.getloadavg()
+    hog_ms, encode_ms = dlib_reference()
     return {
         "cores": os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "load": [round(v, 2) for v in load],
         "reference_ms": round(cpu_ms, 1),
+        "hog_800_ms": hog_ms,
+        "encoding_ms": encode_ms,
     }
+
+
+def dlib_reference(repeat: int = 9) -> tuple[float, float]:
+    """(HOG on an 800 x 600 picture, one face encoding), median CPU ms: what the checks'
+    costs scale with. The numpy reference above does not see dlib's build or the CPU's
+    vector units (measured: two machines 10 % apart on it, 2x apart on these)."""
+    import dlib
+    import face_recognition
+
+    image, box = _source("obama.jpg")
+    picture = np.asarray(image.resize((800, 600), Image.Resampling.BILINEAR))
+    face = np.asarray(image)
+    detector = dlib.get_frontal_face_detector()
+
+    def median_ms(work: Callable[[], object]) -> float:
+        work()
+        times = []
+        for _ in range(repeat):
+            started = time.process_time()
+            work()
+            times.append((time.process_time() - started) * 1000)
+        return round(sorted(times)[len(times) // 2], 1)
+
+    return (
+        median_ms(lambda: detector(picture, 0)),
+        median_ms(lambda: face_recognition.face_encodings(face, known_face_locations=[box])),
+    )
 
 
 def summarise(outcomes: list[Outcome]) -> dict[str, Any]:
@@ -944,7 +974,9 @@ def report(summary: dict[str, Any], machine: dict[str, Any], wall: float, args: 
         )
     print(
         f"machine: {machine['cores']} cores ({machine['cpu']}), load {machine['load']},"
-        f" reference workload {machine['reference_ms']} ms CPU, Python {machine['python']};"
+        f" reference workload {machine['reference_ms']} ms CPU, dlib HOG at 800 px"
+        f" {machine['hog_800_ms']} ms, one encoding {machine['encoding_ms']} ms,"
+        f" Python {machine['python']};"
         f" wall time {wall:.0f} s, {s['checks']} checks"
     )
     print(

@@ -117,7 +117,7 @@ class FaceChecker:
         on_resume: OnResume | None = None,
         detect_width: int | None = None,
         confirm_gap: float = 0.1,
-        unknown_band: float = 0.04,
+        unknown_band: float = 0.07,
         linger_seconds: float = 3.0,
         skip_unchanged: bool = True,
         partial_detection: bool = True,

@@ -31,6 +31,10 @@ def test_the_quick_evaluation_prints_every_figure(capsys) -> None:
     assert summary["cpu_by"] and summary["checks"] > 100
     assert summary["pause_p95"] <= 1.5
     assert all(after is not None for _key, after in summary["linger"]), out
+    # The machine reference includes what the checks' cost scales with: dlib itself.
+    machine = summary["machine"]
+    assert 0 < machine["hog_800_ms"] < 5000 and 0 < machine["encoding_ms"] < 5000
+    assert f"HOG at 800 px {machine['hog_800_ms']} ms" in out
 
 
 @pytest.mark.slow
