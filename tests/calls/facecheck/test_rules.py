@@ -17,6 +17,7 @@ from calls.facecheck.analysis import (
     FULL_BACKSTOP,
     MIRROR_PAD,
     UNAPPROVED,
+    UNKNOWN,
     CheckJob,
     analyse,
     merge_sides,
@@ -370,7 +371,8 @@ def _replay(
     0.5 s apart: (track id, status, reason) of the tracks at each check."""
     from bench import face_eval
 
-    scenario = next(s for s in face_eval.fair_scenarios(False, 10.0, seed=seed) if s.key == key)
+    videos = face_eval.fair_scenarios(False, 10.0, seed) + face_eval.stranger_scenarios(False, seed)
+    scenario = next(s for s in videos if s.key == key)
     approved = np.stack(face_eval.approved_encodings(scenario, "visitor")[0])
     result = None
     seen = []
@@ -440,3 +442,13 @@ def test_an_approved_half_face_mirrored_just_within_the_tolerance_never_lingers(
     last = seen[-10:]
     assert all(any(t[2] == BAND for t in tracks) for tracks in last), last
     assert not any(t[2] == EDGE for tracks in last for t in tracks), last
+
+
+def test_a_stranger_at_the_edge_beside_an_approved_face_is_not_taken_for_it() -> None:
+    # Held-out video linger-partial-60%-left (set 5): Eileen Collins, a stranger, pops
+    # in 60 % out at the left while Barack Obama (approved) sits 107 px from that edge
+    # and HOG misses him in that check. Her half face is beside his, not where he was:
+    # it is not handed his approval, and it stays unclear at the edge (it lingers).
+    seen = _replay("linger-partial-60%-left/collins.jpg", 5, 0.0, 12)
+    # From 2 s on, a track for her: unclear at the edge, never approved.
+    assert all(any(t[1] == UNKNOWN and t[2] == EDGE for t in tracks) for tracks in seen[4:]), seen
