@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 import pytest
@@ -42,9 +43,26 @@ async def until(condition, ceiling: float = SLOW) -> None:  # type: ignore[no-un
     await asyncio.wait_for(run(), ceiling)
 
 
+# Every 5 s, as the browser does (SIGNALLING.md): the consumer drops a socket silent for
+# 14.5 s, and on a loaded machine one test's waits add up to more than that (the face
+# relay test lost its prisoner side to it, as "dropped", with both cores busy).
+HEARTBEAT_EVERY = 5.0
+heartbeats: dict[int, asyncio.Task[None]] = {}
+
+
+async def _heartbeat(communicator) -> None:  # type: ignore[no-untyped-def]
+    with contextlib.suppress(Exception):
+        while True:
+            await asyncio.sleep(HEARTBEAT_EVERY)
+            await communicator.send_json_to({"type": "heartbeat"})
+
+
 async def join(peer: SyntheticPeer, user, call_id):  # type: ignore[no-untyped-def]
+    """A socket for ``user`` that offers ``peer``'s media and sends heartbeats until
+    :func:`close_all` closes it."""
     communicator, connected = await open_socket(user, call_id)
     assert connected
+    heartbeats[id(communicator)] = asyncio.ensure_future(_heartbeat(communicator))
     await next_of(communicator, "state")
     await communicator.send_json_to({"type": "offer", "sdp": await peer.offer()})
     answer = await next_of(communicator, "answer", timeout=SLOW)
@@ -66,6 +84,9 @@ async def close_all(*things) -> None:  # type: ignore[no-untyped-def]
         if isinstance(thing, SyntheticPeer):
             await thing.close()
         else:
+            beating = heartbeats.pop(id(thing), None)
+            if beating is not None:
+                beating.cancel()
             await thing.disconnect()
 
 
