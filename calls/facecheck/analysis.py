@@ -731,16 +731,16 @@ LEAVING_MOVE = 0.1
 LEAVING_SPEED = 0.6
 
 
-def _leaving(track: Track, box: Box, width: int) -> bool:
-    """The face cut by the edge at ``box`` may be ``track`` (near that edge, see
-    :func:`near_edge`) leaving by it: the track was close to the edge, or moving
-    towards it, or its inner side came from the track's last box at a person's pace.
+def _leaving(track: Track, box: Box, left: bool, width: int) -> bool:
+    """The face cut by the edge at ``box`` (the left edge if ``left``, else the right)
+    may be ``track`` (near that edge, see :func:`near_edge`) leaving by it: the track
+    was close to the edge, or moving towards it, or its inner side came from the
+    track's last box at a person's pace.
     Not a face sitting still further in that vanishes in the very check in which a face
     cut by the edge turns up beside it (measured: a stranger at the edge whose picture
     hid an approved face sitting still 107 px from it, 0.75 of its width, 1.1 widths in
     one check, had been handed that face's approval)."""
     face = max(1, track.box[1] - track.box[3])
-    left = near_edge(track.box, width) == "left"
     gap = track.box[3] if left else width - track.box[1]
     if gap <= CLOSE_TO_EDGE * face:
         return True
@@ -793,7 +793,7 @@ def _continue_at_the_edge(
             adjoins = (left_edge and box[1] >= track.box[3] - reach) or (
                 right_edge and box[3] <= track.box[1] + reach
             )
-            near = near and adjoins and _leaving(track, box, width)
+            near = near and adjoins and _leaving(track, box, left_edge, width)
             rows = min(box[2], track.box[2]) - max(box[0], track.box[0])
             if near and rows >= 0.5 * min(box[2] - box[0], track.box[2] - track.box[0]):
                 best = track

@@ -465,6 +465,6 @@ def test_a_stranger_whose_picture_hides_a_still_approved_face_is_not_taken_for_i
     seen = _replay("linger-partial-35%-left/collins.jpg", 1, 0.0, 14)
     assert all(any(t[1] == UNKNOWN and t[2] == EDGE for t in tracks) for tracks in seen[4:]), seen
     # Handed on whatever the approved face did before: she is taken for him.
-    monkeypatch.setattr(analysis, "_leaving", lambda track, box, width: True)
+    monkeypatch.setattr(analysis, "_leaving", lambda track, box, left, width: True)
     handed = _replay("linger-partial-35%-left/collins.jpg", 1, 0.0, 14)
     assert all(all(t[1] == APPROVED for t in tracks) for tracks in handed[4:]), handed
