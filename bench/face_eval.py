@@ -960,6 +960,7 @@ def report(summary: dict[str, Any], machine: dict[str, Any], wall: float, args: 
     flags = (" --quick" if args.quick else "") + (f" --seed {args.seed}" if args.seed else "")
     flags += " --no-partial" if args.no_partial else ""
     flags += f" --enrol {args.enrol}" if args.enrol != "visitor" else ""
+    flags += "".join(f" --set {name}={value}" for name, value in args.set)
     print(f"Face-check evaluation (bench/face_eval.py{flags})")
     print(
         "evaluation set: "
@@ -1046,6 +1047,28 @@ def report(summary: dict[str, Any], machine: dict[str, Any], wall: float, args: 
     )
 
 
+def _checker_option(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE`` for ``--set``: a FaceChecker argument with a number or true/false."""
+    import inspect
+
+    name, sep, raw = text.partition("=")
+    known = inspect.signature(FaceChecker).parameters
+    if not sep or name not in known or name in {"pool", "approved_encodings", "clock"}:
+        raise argparse.ArgumentTypeError(f"not a FaceChecker option: {text!r}")
+    value: Any
+    if raw.lower() in {"true", "false"}:
+        value = raw.lower() == "true"
+    else:
+        try:
+            value = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{name}: not a number: {raw!r}") from None
+    return name, value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a small subset, for tests")
@@ -1079,6 +1102,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument(
         "--wall", action="store_true", help="charge checks their wall time, not CPU time"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_checker_option,
+        help="a FaceChecker argument for every call (compare), e.g. recent_reference=0",
+    )
     args = parser.parse_args(argv)
     hours = args.hours if args.hours is not None else (0.05 if args.quick else 10.0)
     scenarios: list[Scenario] = []
@@ -1095,6 +1126,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         options["partial_detection"] = False
     if args.no_mirror_edges:
         options["mirror_edges"] = False
+    options.update(dict(args.set))
     outcomes = asyncio.run(
         run_all(
             scenarios,

@@ -6,7 +6,9 @@ the previous check) and gets back a :class:`CheckResult`.
 
 One check:
 
-0. if the picture has not changed since the last full detection (8 x 8 pixel block
+0. if the picture has not changed since the reference, ``previous_thumb`` (the
+   checker's choice: the picture of 4 checks ago, or of the last full detection when
+   that is more recent, see ``FaceChecker.recent_reference``) (8 x 8 pixel block
    means of the grey image, no 2 x 2 square of them moved by more than
    ``unchanged_max``: single blocks moved by camera noise or compression do not count,
    see :func:`changed_blocks`), every face in it was approved and fewer than
@@ -16,7 +18,7 @@ One check:
    40 px face in a 320 px stream is found) and run dlib's HOG detector with
    ``upsample 0`` (face_recognition's default upsample 1 is 4-5x slower). While every
    face is approved and fewer than ``full_every`` checks have passed since the last
-   full detection, only the parts of the picture that changed since then (and the
+   full detection, only the parts of the picture that changed since the reference (and the
    tracked faces they touch) are scaled and scanned (:func:`changed_regions`); the
    tracks elsewhere stand. A change over most of the frame, or a face found against a
    side of a crop, gets a full detection;
@@ -152,7 +154,8 @@ class CheckJob:
     # An unapproved track nearer than tolerance + this is encoded again at each check
     # (a second opinion); further ones are confirmed from their face chip alone.
     near_margin: float = 0.1
-    # Skip detection while the picture is unchanged (see the module docstring).
+    # Skip detection while the picture is unchanged since this reference (see the module
+    # docstring).
     previous_thumb: np.ndarray | None = field(default=None, compare=False, repr=False)
     since_full: int = 0
     full_every: int = 10
@@ -201,7 +204,12 @@ class CheckResult:
     worker_pid: int = 0
     # Detection skipped: the picture had not changed and every face in it was approved.
     skipped: bool = False
+    # The reference to compare the next check with when only one is kept: this check's
+    # thumbnail after a full detection, the job's reference otherwise.
     thumb: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # This check's own thumbnail (the checker keeps the last few: see
+    # FaceChecker.recent_reference).
+    current_thumb: np.ndarray | None = field(default=None, compare=False, repr=False)
     since_full: int = 0
     # Detection ran only on the regions that changed (``regions`` of them).
     partial: bool = False
@@ -828,6 +836,7 @@ def analyse(job: CheckJob) -> CheckResult:
             worker_pid=os.getpid(),
             skipped=True,
             thumb=job.previous_thumb,
+            current_thumb=thumb,
             since_full=job.since_full + 1,
         )
     detections: list[Detection] | None = None
@@ -1077,6 +1086,7 @@ def analyse(job: CheckJob) -> CheckResult:
         cpu_ms=(time.process_time() - cpu_started) * 1000,
         worker_pid=os.getpid(),
         thumb=job.previous_thumb if partial else thumb,
+        current_thumb=thumb,
         since_full=job.since_full + 1 if partial else 0,
         partial=partial,
         regions=len(regions),

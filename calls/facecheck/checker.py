@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -91,9 +91,11 @@ class _SideState:
     failures: int = 0
     last_image: np.ndarray | None = None
     busy: bool = False
-    # The last full detection's thumbnail and the checks skipped since (unchanged picture).
+    # The last full detection's thumbnail and the checks since; the thumbnails of the
+    # checks since (the last ``recent_reference`` of them).
     thumb: np.ndarray | None = None
     since_full: int = 0
+    recent: deque[np.ndarray] = field(default_factory=deque)
     # Edge scans the last check put off to this one.
     mirror_pending: tuple[tuple[str, int, int], ...] = ()
 
@@ -122,6 +124,8 @@ class FaceChecker:
         skip_unchanged: bool = True,
         partial_detection: bool = True,
         mirror_edges: bool = True,
+        recent_reference: int = 4,
+        full_every: int = 10,
         exempt_children: int = 0,
         check_timeout: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -144,6 +148,12 @@ class FaceChecker:
         self.skip_unchanged = skip_unchanged
         self.partial_detection = partial_detection
         self.mirror_edges = mirror_edges
+        if recent_reference < 0:
+            raise ValueError("recent_reference must be 0 or more")
+        self.recent_reference = int(recent_reference)
+        if full_every < 1:
+            raise ValueError("full_every must be 1 or more")
+        self.full_every = int(full_every)
         self.check_timeout = check_timeout
         self.on_pause = on_pause
         self.on_resume = on_resume
@@ -340,10 +350,11 @@ class FaceChecker:
             detect_width=self.detect_width,
             next_track_id=state.next_track_id,
             unknown_band=self.unknown_band,
-            previous_thumb=state.thumb if self.skip_unchanged else None,
+            previous_thumb=self._reference(state) if self.skip_unchanged else None,
             since_full=state.since_full,
             partial=self.partial_detection,
             mirror_edges=self.mirror_edges,
+            full_every=self.full_every,
             mirror_pending=state.mirror_pending,
         )
         try:
@@ -367,7 +378,7 @@ class FaceChecker:
         state.checks += 1
         state.tracks = result.tracks
         state.next_track_id = result.next_track_id
-        state.thumb, state.since_full = result.thumb, result.since_full
+        self._keep_reference(state, result)
         state.mirror_pending = result.mirror_pending
         state.last_image = image
         transition = state.decision.observe(self.clock(), result)
@@ -377,6 +388,29 @@ class FaceChecker:
         elif isinstance(transition, Resume):
             await self._resumed(side, transition)
         return result
+
+    def _reference(self, state: _SideState) -> np.ndarray | None:
+        """What this check's picture is compared with ("changed", "still", edge scans):
+        the picture of ``recent_reference`` checks ago, or the last full detection's
+        when that is more recent. A part of the picture that changed is detected on at
+        that many checks after it settles (a face leaning out at an edge can take a
+        few checks to be found), and no longer after that: the changes since the last
+        full detection do not add up into more and more partial detections and then a
+        full one. 0: always the last full detection's."""
+        k = self.recent_reference
+        if k and len(state.recent) >= k:
+            return state.recent[-k]
+        return state.thumb
+
+    def _keep_reference(self, state: _SideState, result: CheckResult) -> None:
+        state.since_full = result.since_full
+        if result.since_full == 0 or state.thumb is None:
+            state.thumb = result.thumb
+            state.recent.clear()
+        elif self.recent_reference and result.current_thumb is not None:
+            state.recent.append(result.current_thumb)
+            while len(state.recent) > self.recent_reference:
+                state.recent.popleft()
 
     async def _paused(self, side: str, image: np.ndarray, pause: Pause) -> None:
         try:

@@ -304,9 +304,47 @@ def test_bad_settings_and_encodings_are_refused(face_pool) -> None:
         FaceChecker(pool=face_pool, approved_encodings=[], checks_per_second=0)
     with pytest.raises(ValueError):
         FaceChecker(pool=face_pool, approved_encodings=[], tolerance=0)
+    with pytest.raises(ValueError, match="recent_reference"):
+        FaceChecker(pool=face_pool, approved_encodings=[], recent_reference=-1)
+    with pytest.raises(ValueError, match="full_every"):
+        FaceChecker(pool=face_pool, approved_encodings=[], full_every=0)
     checker = FaceChecker(pool=face_pool, approved_encodings=[])
     with pytest.raises(ValueError):
         checker.offer_frame("visitor", BIDEN)
+
+
+def _kinds(results: list) -> list[str]:
+    return [
+        "skip" if r.skipped else "partial" if r.partial else f"full:{r.full_because}"
+        for r in results
+    ]
+
+
+@pytest.mark.parametrize(
+    ("recent", "after_the_move"),
+    [
+        # Compared with the picture of 4 checks ago: the moved face is detected on for
+        # 4 checks (the move and 3 more), then the still picture is skipped.
+        (4, ["partial"] * 4 + ["skip"] * 5),
+        # Compared with the last full detection only: detected on until the backstop
+        # (every 10 checks).
+        (0, ["partial"] * 9),
+    ],
+)
+async def test_a_face_that_moved_and_settled_is_detected_on_for_a_few_checks_then_skipped(
+    face_pool, events, clock, recent, after_the_move
+) -> None:
+    checker = make_checker(face_pool, events, clock, recent_reference=recent)
+    there = canvas(("obama.jpg", 100, (260, 240)))
+    moved = canvas(("obama.jpg", 100, (330, 230)))
+    results = [await check(checker, clock, there)]
+    results += [await check(checker, clock, moved) for _ in range(11)]
+    assert _kinds(results) == ["full:first", *after_the_move, "full:backstop", "skip"]
+    # The face stays tracked, at its new place, through the skipped checks.
+    assert all(len(r.detected) == 1 for r in results)
+    assert results[-2].tracks[0].box[3] > results[0].tracks[0].box[3] + 40
+    assert events.pauses == []
+    await checker.stop()
 
 
 @pytest.mark.django_db
